@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+#include "supervisor.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "listener.h"
+#include "log.h"
+
+static int push_fd(int **fds, size_t *n, int fd)
+{
+	int *p = realloc(*fds, (*n + 1) * sizeof(**fds));
+	if (!p)
+		return -ENOMEM;
+	p[(*n)++] = fd;
+	*fds = p;
+	return 0;
+}
+
+static bool is_tcp_listener(int fd)
+{
+	return sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0;
+}
+
+static bool is_unix_listener(int fd)
+{
+	return sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0;
+}
+
+static bool is_connected_stream(int fd)
+{
+	return sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0;
+}
+
+static void refuse(int fd, const char *name, const char *expected)
+{
+	log_error("socket activation: fd %d named \"%s\" is not %s; closing it", fd, name,
+		  expected);
+	safe_close(fd);
+}
+
+static int take_one(struct activation *a, int fd, const char *name)
+{
+	/* systemd names unnamed fds "unknown"; systemd-socket-activate without --fdname too. */
+	if (strcmp(name, "echo") == 0 || strcmp(name, "unknown") == 0 || *name == '\0') {
+		if (!is_tcp_listener(fd)) {
+			refuse(fd, name, "a listening TCP socket");
+			return 0;
+		}
+		int r = listener_adopt(fd);
+		if (r < 0)
+			return log_errno(-r, "socket activation: fd %d", fd);
+		return push_fd(&a->echo_fds, &a->necho, fd);
+	}
+	if (strcmp(name, "control") == 0) {
+		if (!is_unix_listener(fd) || a->control_fd >= 0) {
+			refuse(fd, name,
+			       a->control_fd >= 0 ? "the only control socket"
+						  : "a listening Unix stream socket");
+			return 0;
+		}
+		a->control_fd = fd;
+		return 0;
+	}
+	if (strcmp(name, "conn") == 0) {
+		if (!is_connected_stream(fd)) {
+			refuse(fd, name, "a connected stream socket");
+			return 0;
+		}
+		return push_fd(&a->conn_fds, &a->nconn, fd);
+	}
+	log_warning("socket activation: fd %d has unknown name \"%s\"; closing it", fd, name);
+	safe_close(fd);
+	return 0;
+}
+
+int supervisor_take_fds(struct activation *a)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+	int r = 0;
+
+	*a = (struct activation){.control_fd = -1};
+	if (n < 0)
+		return log_errno(-n, "socket activation: cannot read passed fds");
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		if (r == 0)
+			r = take_one(a, fd, names && names[i] ? names[i] : "");
+		else
+			safe_close(fd);
+	}
+	if (names)
+		for (int i = 0; i < n; i++)
+			free(names[i]);
+	free(names);
+	if (r < 0)
+		activation_done(a);
+	return r;
+}
+
+void activation_done(struct activation *a)
+{
+	for (size_t i = 0; i < a->necho; i++)
+		safe_close(a->echo_fds[i]);
+	for (size_t i = 0; i < a->nconn; i++)
+		safe_close(a->conn_fds[i]);
+	safe_close(a->control_fd);
+	free(a->echo_fds);
+	free(a->conn_fds);
+	*a = (struct activation){.control_fd = -1};
+}
+
+static void notify(const char *msg)
+{
+	int r = sd_notify(0, msg);
+	if (r < 0)
+		log_ratelimited(LOG_LEVEL_WARNING, 60, "sd_notify: %s", strerror(-r));
+}
+
+void supervisor_status(const char *fmt, ...)
+{
+	char msg[512] = "STATUS=";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg + 7, sizeof(msg) - 7, fmt, ap);
+	va_end(ap);
+	/* A newline would start another assignment in the notify datagram. */
+	for (char *p = msg; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	notify(msg);
+}
+
+void supervisor_ready(void)
+{
+	notify("READY=1");
+}
+
+void supervisor_reloading(void)
+{
+	struct timespec ts;
+	char msg[96];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* Both in one datagram: systemd 253+ requires MONOTONIC_USEC with RELOADING=1. */
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long) ts.tv_sec * 1000000ULL +
+		     (unsigned long long) ts.tv_nsec / 1000);
+	notify(msg);
+}
+
+void supervisor_stopping(void)
+{
+	notify("STOPPING=1");
+}
+
+uint64_t supervisor_watchdog_usec(void)
+{
+	uint64_t usec = 0;
+	/* Keep WATCHDOG_USEC in the environment: nothing we exec needs it, and 0 unsets nothing. */
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return 0;
+	return usec;
+}
+
+void supervisor_watchdog_ping(void)
+{
+	notify("WATCHDOG=1");
+}
