@@ -8,7 +8,8 @@
 
 char *buf_reserve(struct buf *b, size_t n)
 {
-	if (b->cap - b->len >= n)
+	/* An empty buffer has no memory: allocate even for n == 0, since NULL means failure. */
+	if (b->data && b->cap - b->len >= n)
 		return b->data + b->len;
 	/* Reclaim consumed space before growing. */
 	if (b->off > 0) {
@@ -33,11 +34,12 @@ char *buf_reserve(struct buf *b, size_t n)
 
 int buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return 0;
 	char *dst = buf_reserve(b, n);
 	if (!dst)
 		return -ENOMEM;
-	if (n)
-		memcpy(dst, p, n);
+	memcpy(dst, p, n);
 	b->len += n;
 	return 0;
 }

@@ -6,7 +6,9 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -84,6 +86,39 @@ static int convert_control_socket(struct echod_config *c, const char *v, char *e
 	return set_string(&c->control_socket, v);
 }
 
+static int convert_mode_bits(struct echod_config *c, const char *v, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	long m = strtol(v, &end, 8);
+	if (errno || end == v || *end != '\0' || m < 0 || m > 0777) {
+		snprintf(err, errlen, "\"%s\" is not an octal file mode (e.g. \"0660\")", v);
+		return -EINVAL;
+	}
+	c->control_socket_mode = (int) m;
+	return 0;
+}
+
+/* Group names are checked when the config is loaded, so echod -t reports a typo. */
+static int convert_group(char **field, const char *v, char *err, size_t errlen)
+{
+	if (*v != '\0' && !getgrnam(v)) {
+		snprintf(err, errlen, "no group named \"%s\"", v);
+		return -EINVAL;
+	}
+	return set_string(field, v);
+}
+
+static int convert_socket_group(struct echod_config *c, const char *v, char *err, size_t errlen)
+{
+	return convert_group(&c->control_socket_group, v, err, errlen);
+}
+
+static int convert_admin_group(struct echod_config *c, const char *v, char *err, size_t errlen)
+{
+	return convert_group(&c->control_admin_group, v, err, errlen);
+}
+
 const struct config_key config_keys[] = {
     {"host", KEY_STRING, 1, 255, "IPv4/IPv6 literal or host name", OFF(host), convert_host},
     {"port", KEY_INT, 1, 65535, "1-65535", OFF(port), NULL},
@@ -96,6 +131,12 @@ const struct config_key config_keys[] = {
     {"shutdown_timeout", KEY_INT, 0, 3600, "0-3600", OFF(shutdown_timeout), NULL},
     {"control_socket", KEY_STRING, 0, 107, "absolute path, or \"\" for none", OFF(control_socket),
      convert_control_socket},
+    {"control_socket_mode", KEY_STRING, 1, 4, "octal permission bits, e.g. \"0660\"",
+     OFF(control_socket_mode), convert_mode_bits},
+    {"control_socket_group", KEY_STRING, 0, 64, "a group name, or \"\" to leave it",
+     OFF(control_socket_group), convert_socket_group},
+    {"control_admin_group", KEY_STRING, 0, 64, "a group name, or \"\" for none",
+     OFF(control_admin_group), convert_admin_group},
     {"log_level", KEY_STRING, 1, 16, "error, warning, notice, info, debug", OFF(log_level),
      convert_log_level},
 };
@@ -114,9 +155,14 @@ void config_init_defaults(struct echod_config *c)
 	    .idle_timeout = 300,
 	    .shutdown_timeout = 10,
 	    .control_socket = strdup(ECHOD_CONTROL_SOCKET),
+	    .control_socket_mode = 0660,
+	    .control_socket_group = strdup(""),
+	    .control_admin_group = strdup(""),
 	    .log_level = LOG_LEVEL_INFO,
 	};
-	if (!c->host || !c->line_prefix || !c->control_socket) {
+	if (!c->host || !c->line_prefix || !c->control_socket || !c->control_socket_group ||
+	    !c->control_admin_group) {
+
 		/* Out of memory at start-up: nothing sensible can follow. */
 		fputs("echod: out of memory\n", stderr);
 		abort();
@@ -128,6 +174,8 @@ void config_done(struct echod_config *c)
 	free(c->host);
 	free(c->line_prefix);
 	free(c->control_socket);
+	free(c->control_socket_group);
+	free(c->control_admin_group);
 	*c = (struct echod_config){0};
 }
 
@@ -137,7 +185,10 @@ int config_copy(struct echod_config *dst, const struct echod_config *src)
 	dst->host = strdup(src->host);
 	dst->line_prefix = strdup(src->line_prefix);
 	dst->control_socket = strdup(src->control_socket);
-	if (!dst->host || !dst->line_prefix || !dst->control_socket) {
+	dst->control_socket_group = strdup(src->control_socket_group);
+	dst->control_admin_group = strdup(src->control_admin_group);
+	if (!dst->host || !dst->line_prefix || !dst->control_socket || !dst->control_socket_group ||
+	    !dst->control_admin_group) {
 		config_done(dst);
 		return -ENOMEM;
 	}
@@ -294,8 +345,78 @@ static int apply_string(struct echod_config *c, const struct config_key *k, cons
 	return r;
 }
 
+static bool is_name_char(char ch)
+{
+	return isalnum((unsigned char) ch) || ch == '_' || ch == '-' || ch == '*';
+}
+
+/*
+ * Finds the integer literal written for `name`, whose setting starts on
+ * `line`, and returns it with its length (sign and digits, without an "L"
+ * suffix); NULL when the text is laid out in a way this does not follow.
+ */
+static const char *int_literal(const char *text, int line, const char *name, size_t *ret_len)
+{
+	const char *p = text;
+	size_t nlen = strlen(name);
+	bool in_string = false;
+
+	for (int l = 1; l < line && p; l++)
+		if ((p = strchr(p, '\n')))
+			p++;
+	for (; p && *p; p++) {
+		if (in_string) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				in_string = false;
+			continue;
+		}
+		in_string = *p == '"';
+		if (strncmp(p, name, nlen) != 0 || (p > text && is_name_char(p[-1])) ||
+		    is_name_char(p[nlen]))
+			continue;
+		const char *q = p + nlen + strspn(p + nlen, " \t\r\n");
+		if (*q != '=' && *q != ':')
+			continue;
+		q += 1 + strspn(q + 1, " \t\r\n");
+		size_t n = *q == '+' || *q == '-';
+		if (q[n] == '0' && (q[n + 1] == 'x' || q[n + 1] == 'X'))
+			n += 2 + strspn(q + n + 2, "0123456789abcdefABCDEF");
+		else
+			n += strspn(q + n, "0123456789");
+		*ret_len = n;
+		return q;
+	}
+	return NULL;
+}
+
+/*
+ * libconfig 1.5 silently wraps an integer literal that does not fit in 32 bits
+ * ("port = 4294967297;" reads as 1, "threads = 4294967296;" as 0). Every int
+ * key's range lies within int, so a literal outside int is out of range as
+ * written: report it rather than use the wrapped value.
+ */
+static int check_int_literal(const struct config_key *k, const config_setting_t *s,
+			     const char *text, char *err, size_t errlen)
+{
+	size_t n;
+	const char *lit = int_literal(text, config_setting_source_line(s), k->name, &n);
+	if (!lit)
+		return 0;
+	const char *digits = lit + (*lit == '+' || *lit == '-');
+	bool hex = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
+	char *end;
+	errno = 0;
+	long long v = strtoll(lit, &end, hex ? 16 : 10);
+	if (end != lit + n || (errno != ERANGE && v >= INT_MIN && v <= INT_MAX))
+		return 0;
+	snprintf(err, errlen, "%.*s is out of range (%s)", (int) MIN(n, 64), lit, k->allowed);
+	return -EINVAL;
+}
+
 static int apply_setting(struct echod_config *c, const struct config_key *k,
-			 const config_setting_t *s, char *err, size_t errlen)
+			 const config_setting_t *s, const char *text, char *err, size_t errlen)
 {
 	int type = config_setting_type(s);
 
@@ -305,6 +426,8 @@ static int apply_setting(struct echod_config *c, const struct config_key *k,
 				 type_name(type));
 			return -EINVAL;
 		}
+		if (check_int_literal(k, s, text, err, errlen) < 0)
+			return -EINVAL;
 		long long v = config_setting_get_int64(s);
 		if (check_int(k, v, err, errlen) < 0)
 			return -EINVAL;
@@ -329,7 +452,7 @@ static void check_unknown(const char *file, int line, const char *name, struct c
 		config_error_add(e, "%s:%d: %s: unknown key", file, line, name);
 }
 
-static int apply_parsed(struct echod_config *c, config_t *lc, const char *file,
+static int apply_parsed(struct echod_config *c, config_t *lc, const char *text, const char *file,
 			struct config_errors *errs)
 {
 	config_setting_t *root = config_root_setting(lc);
@@ -347,7 +470,7 @@ static int apply_parsed(struct echod_config *c, config_t *lc, const char *file,
 			check_unknown(file, line, name, errs);
 			continue;
 		}
-		if (apply_setting(c, k, s, err, sizeof(err)) < 0)
+		if (apply_setting(c, k, s, text, err, sizeof(err)) < 0)
 			config_error_add(errs, "%s:%d: %s: %s", file, line, name, err);
 	}
 	return errs->count + errs->dropped > before ? -EINVAL : 0;
@@ -402,7 +525,7 @@ int config_load_string(struct echod_config *c, const char *text, const char *nam
 	if (config_read_string(&lc, text) != CONFIG_TRUE)
 		r = report_parse_error(&lc, name, errs);
 	else
-		r = apply_parsed(c, &lc, name, errs);
+		r = apply_parsed(c, &lc, text, name, errs);
 	config_destroy(&lc);
 	return r;
 }
@@ -425,13 +548,13 @@ static int read_whole_file(const char *path, char **ret, struct config_errors *e
 		return -EINVAL;
 	}
 	for (;;) {
+		/* Checked on what was read: the buffer may grow to twice the limit. */
+		if (len > 16 * 1024 * 1024) {
+			config_error_add(errs, "%s: larger than 16 MiB, not a config file", path);
+			fclose(f);
+			return -EINVAL;
+		}
 		if (cap - len < 4096) {
-			if (cap > 16 * 1024 * 1024) {
-				config_error_add(errs, "%s: larger than 16 MiB, not a config file",
-						 path);
-				fclose(f);
-				return -EINVAL;
-			}
 			char *p = realloc(data, cap ? cap * 2 : 8192);
 			if (!p) {
 				fclose(f);

@@ -26,6 +26,9 @@ struct echod_config {
 	int idle_timeout;
 	int shutdown_timeout;
 	char *control_socket; /* "" = none */
+	int control_socket_mode;    /* permission bits of the socket file */
+	char *control_socket_group; /* "" = leave the group alone */
+	char *control_admin_group;  /* "" = none: only root and echod's own user */
 	int log_level;
 };
 

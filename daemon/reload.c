@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "server-internal.h"
@@ -93,6 +94,7 @@ int server_reload(struct server *s, char *reason, size_t len)
 	log_set_level(s->cfg.log_level);
 	atomic_store(&s->max_connections, s->cfg.max_connections);
 	push_params(s);
+	control_apply_config(s);
 	s->reloads++;
 	log_notice("configuration reloaded");
 	supervisor_ready();

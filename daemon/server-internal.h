@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "stats.h"
 #include "supervisor.h"
 #include "worker.h"
@@ -56,3 +57,6 @@ void server_update_status(struct server *s, bool force);
 int server_control_start(struct server *s);
 void server_control_stop(struct server *s);
 void server_control_event(struct server *s, int fd, uint32_t events);
+void server_control_tick(struct server *s);
+/* After the workers are joined: frees what stop left for them. */
+void server_control_free(struct server *s);

@@ -303,6 +303,7 @@ static void on_tick(struct server *s)
 	(void) !read(s->tick_fd, &expirations, sizeof(expirations));
 	watchdog_check(s);
 	server_update_status(s, false);
+	server_control_tick(s);
 }
 
 static void on_worker_exit(struct server *s)
@@ -368,7 +369,7 @@ static void server_free(struct server *s)
 		worker_free(s->workers[i]);
 	free(s->workers);
 	free(s->last_heartbeat);
-	server_control_stop(s);
+	server_control_free(s);
 	activation_done(&s->act);
 	safe_close(s->sig_fd);
 	safe_close(s->tick_fd);

@@ -3,7 +3,7 @@
  * Per-worker counters. Each block is written only by its worker, with relaxed
  * atomic load+store (no read-modify-write: there is one writer), and read by the
  * main thread for stats. Blocks are cache-line aligned so workers never share a
- * line. The fields are listed once, in WORKER_COUNTERS, and every consumer
+ * line. The fields are listed once, in WORKER_COUNTERS (common/counters.h), and every consumer
  * (summing, reset baselines, JSON, Prometheus) expands that list.
  */
 #pragma once
@@ -11,19 +11,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "counters.h"
 #include "macro.h"
-
-/* X(name, help): monotonically increasing counters. */
-#define WORKER_COUNTERS(X)                                                                         \
-	X(connections_total, "Client connections accepted and served")                             \
-	X(connections_rejected, "Connections closed at once because max_connections was reached")  \
-	X(connections_timed_out, "Connections closed after idle_timeout without traffic")          \
-	X(connections_adopted, "Connections taken over from a previous echod process")             \
-	X(bytes_received, "Bytes read from clients")                                               \
-	X(bytes_sent, "Bytes written to clients")                                                  \
-	X(lines, "Lines answered in line mode")                                                    \
-	X(lines_too_long, "Connections closed because a line exceeded max_line")                   \
-	X(accept_errors, "accept() failures, e.g. out of file descriptors")
 
 struct worker_stats {
 #define X(name, help) _Atomic uint64_t name;
