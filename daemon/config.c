@@ -83,7 +83,9 @@ static int convert_control_socket(struct echod_config *c, const char *v, char *e
 			 strlen(v));
 		return -EINVAL;
 	}
+	c->control_socket_explicit = true;
 	return set_string(&c->control_socket, v);
+
 }
 
 static int convert_mode_bits(struct echod_config *c, const char *v, char *err, size_t errlen)

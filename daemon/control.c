@@ -170,9 +170,16 @@ int server_control_start(struct server *s)
 			 "not used");
 	} else {
 		fd = create_socket(s);
+		if (fd < 0 && !s->cfg.control_socket_explicit) {
+			/* Only the built-in default: e.g. run by hand without write access to /run. */
+			log_warning("running without a control socket; set control_socket in the "
+				    "config to choose another path");
+			return 0;
+		}
 		if (fd < 0)
 			return fd;
 	}
+
 	ctl->listen_fd = fd;
 	resolve_admin_group(s);
 	int r = watch(s, ctl->listen_fd, EPOLLIN, EPOLL_CTL_ADD);
