@@ -25,10 +25,14 @@ static void push_params(struct server *s)
 {
 	struct worker_params p;
 
-	server_params_from_config(&s->cfg, &p);
+	server_params_from_config(s, &p);
+
 	for (int i = 0; i < s->nworkers; i++) {
 		struct worker_params *copy = malloc(sizeof(*copy));
+		if (copy)
+			*copy = p;
 		if (!copy || worker_call(s->workers[i], set_params, copy) < 0) {
+
 			free(copy);
 			log_error("reload: worker %d keeps its old settings: out of memory", i);
 		}

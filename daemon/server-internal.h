@@ -50,7 +50,8 @@ struct server {
  * -EINVAL, keeps the old config and writes the first reason to reason.
  */
 int server_reload(struct server *s, char *reason, size_t len);
-void server_params_from_config(const struct echod_config *c, struct worker_params *p);
+void server_params_from_config(const struct server *s, struct worker_params *p);
+
 void server_update_status(struct server *s, bool force);
 
 /* The control socket (control.c). */

@@ -69,9 +69,14 @@ void server_worker_exited(struct server *s)
 	(void) !write(s->done_fd, &one, sizeof(one));
 }
 
-void server_params_from_config(const struct echod_config *c, struct worker_params *p)
+void server_params_from_config(const struct server *s, struct worker_params *p)
 {
+	const struct echod_config *c = &s->cfg;
+	/* The watchdog check runs every watchdog/2; beat at least twice as often. */
+	int64_t tick = s->watchdog_usec ? (int64_t) (s->watchdog_usec / 1000 / 4) : 1000;
+
 	*p = (struct worker_params){
+		.tick_ms = (int) MAX(10, MIN(tick, 1000)),
 	    .mode = c->mode,
 	    .max_line = (size_t) c->max_line,
 	    .idle_timeout_ms = (int64_t) c->idle_timeout * 1000,
@@ -138,7 +143,8 @@ static int start_workers(struct server *s)
 	struct worker_params p;
 	int r;
 
-	server_params_from_config(&s->cfg, &p);
+	server_params_from_config(s, &p);
+
 	s->nworkers = config_worker_count(&s->cfg);
 	s->workers = calloc((size_t) s->nworkers, sizeof(*s->workers));
 	if (!s->workers)

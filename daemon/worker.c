@@ -14,17 +14,18 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
+#include "server-internal.h"
 #include "server.h"
 
 #define READ_SIZE	(64 * 1024)
 #define EVENT_BATCH	256
 #define ACCEPT_BATCH	64
-#define TICK_MS		1000
 #define ACCEPT_PAUSE_MS 100
 #define LINGER_MS	2000
 
@@ -104,6 +105,11 @@ static void accept_clients(struct worker *w, struct listen_slot *l)
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
+			if (errno == EINVAL) {
+				/* Shut down by stop_listening(): we are draining. */
+				disarm_listener(w, l);
+				return;
+			}
 			if (accept_error_is_transient(errno))
 				continue;
 			on_accept_failure(w, errno);
@@ -187,6 +193,22 @@ void worker_close_all(struct worker *w, void *unused)
 		conn_close(w, w->lingering.head);
 }
 
+/*
+ * Draining refuses new clients at once instead of leaving them in the backlog
+ * until we exit: shutting down a listening socket resets what is queued and
+ * makes the kernel refuse new connections. Worker 0 does it for all; a worker
+ * that accepts meanwhile gets EINVAL. A socket systemd passed is left alone,
+ * so clients keep queueing for the next instance.
+ */
+static void stop_listening(struct worker *w)
+{
+	if (w->index != 0 || w->srv->activated)
+		return;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (shutdown(w->listeners[i].fd, SHUT_RD) < 0 && errno != ENOTCONN)
+			log_warning("cannot stop listening: %s", strerror(errno));
+}
+
 void worker_begin_drain(struct worker *w, void *unused)
 {
 	if (w->draining)
@@ -196,6 +218,7 @@ void worker_begin_drain(struct worker *w, void *unused)
 	w->accept_paused_until = 0;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		disarm_listener(w, &w->listeners[i]);
+	stop_listening(w);
 	for (struct conn *c = w->active.head, *next; c; c = next) {
 		next = c->next;
 		conn_begin_drain(w, c);
@@ -242,7 +265,8 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof(name), "echod-w%d", w->index);
 	(void) pthread_setname_np(pthread_self(), name);
 	while (!w->exit) {
-		int timeout = w->accept_paused_until || w->draining ? ACCEPT_PAUSE_MS : TICK_MS;
+		int timeout = w->accept_paused_until || w->draining ? ACCEPT_PAUSE_MS : w->params.tick_ms;
+
 		int n = epoll_wait(w->epfd, events, EVENT_BATCH, timeout);
 		bool wakeup = false;
 

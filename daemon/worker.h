@@ -37,7 +37,9 @@ struct worker_params {
 	size_t max_line;
 	int64_t idle_timeout_ms; /* 0 = never */
 	int64_t shutdown_timeout_ms;
+	int tick_ms; /* longest epoll wait: the heartbeat must beat faster than the watchdog checks */
 };
+
 
 struct listen_slot {
 	enum epoll_tag tag;
