@@ -33,11 +33,6 @@ static bool is_unix_listener(int fd)
 	return sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0;
 }
 
-static bool is_connected_stream(int fd)
-{
-	return sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0;
-}
-
 static void refuse(int fd, const char *name, const char *expected)
 {
 	log_error("socket activation: fd %d named \"%s\" is not %s; closing it", fd, name,
@@ -67,13 +62,6 @@ static int take_one(struct activation *a, int fd, const char *name)
 		}
 		a->control_fd = fd;
 		return 0;
-	}
-	if (strcmp(name, "conn") == 0) {
-		if (!is_connected_stream(fd)) {
-			refuse(fd, name, "a connected stream socket");
-			return 0;
-		}
-		return push_fd(&a->conn_fds, &a->nconn, fd);
 	}
 	log_warning("socket activation: fd %d has unknown name \"%s\"; closing it", fd, name);
 	safe_close(fd);
@@ -109,11 +97,8 @@ void activation_done(struct activation *a)
 {
 	for (size_t i = 0; i < a->necho; i++)
 		safe_close(a->echo_fds[i]);
-	for (size_t i = 0; i < a->nconn; i++)
-		safe_close(a->conn_fds[i]);
 	safe_close(a->control_fd);
 	free(a->echo_fds);
-	free(a->conn_fds);
 	*a = (struct activation){.control_fd = -1};
 }
 

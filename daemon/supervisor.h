@@ -17,8 +17,6 @@ struct activation {
 	int *echo_fds; /* TCP listeners: named "echo", or unnamed */
 	size_t necho;
 	int control_fd; /* Unix stream listener named "control", or -1 */
-	int *conn_fds;	/* connected sockets named "conn" (kept across restarts) */
-	size_t nconn;
 };
 
 /* Takes the fds systemd passed, checks each against its name. Refused fds are closed. */
