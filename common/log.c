@@ -78,7 +78,9 @@ const char *log_level_names(void)
 	return "error, warning, notice, info, debug";
 }
 
-static void log_vmsg(enum log_level level, const char *suffix, const char *fmt, va_list ap)
+_printf_(3, 0) static void log_vmsg(enum log_level level, const char *suffix, const char *fmt,
+				    va_list ap)
+
 {
 	char line[2048];
 	int saved = errno;
