@@ -20,9 +20,10 @@ static inline size_t buf_size(const struct buf *b)
 	return b->len - b->off;
 }
 
+/* Never NULL: an empty buffer may have no memory, and NULL + 0 is undefined. */
 static inline const char *buf_head(const struct buf *b)
 {
-	return b->data + b->off;
+	return b->data ? b->data + b->off : "";
 }
 
 static inline bool buf_empty(const struct buf *b)

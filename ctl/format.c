@@ -37,7 +37,8 @@ void human_bytes(uint64_t n, char *buf, size_t len)
 	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
 	double v = (double) n;
 	size_t u = 0;
-	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+	/* 1023.95 and up would print as "1024.0": show those in the next unit as "1.0". */
+	while (v >= 1023.95 && u + 1 < ARRAY_SIZE(units)) {
 		v /= 1024;
 		u++;
 	}
@@ -82,9 +83,11 @@ void format_status(json_object *r)
 	printf("echod %s is running (pid %" PRIu64 "), up %s\n", json_str(r, "version"),
 	       json_u64(r, "pid"), up);
 	printf("  listening:    ");
-	for (size_t i = 0; listeners && i < json_object_array_length(listeners); i++)
-		printf("%s%s", i ? ", " : "",
-		       json_object_get_string(json_object_array_get_idx(listeners, i)));
+	for (size_t i = 0; listeners && i < json_object_array_length(listeners); i++) {
+		/* NULL for a JSON null, and printf("%s", NULL) is undefined. */
+		const char *l = json_object_get_string(json_object_array_get_idx(listeners, i));
+		printf("%s%s", i ? ", " : "", l ? l : "");
+	}
 	printf("%s\n", activated ? " (socket-activated)" : "");
 	printf("  threads:      %" PRIu64 "\n", json_u64(r, "threads"));
 	printf("  mode:         %s\n", json_str(r, "mode"));
@@ -102,6 +105,9 @@ void format_status(json_object *r)
 
 static void print_numbers(const char *prefix, json_object *o)
 {
+	/* json_object_object_foreach() dereferences NULL for anything but an object. */
+	if (!json_object_is_type(o, json_type_object))
+		return;
 	json_object_object_foreach(o, key, val)
 	{
 		if (json_object_is_type(val, json_type_int))
@@ -119,6 +125,9 @@ void format_stats(json_object *r)
 	for (size_t i = 0; workers && i < json_object_array_length(workers); i++) {
 		json_object *w = json_object_array_get_idx(workers, i);
 		char prefix[32];
+		/* json_object_object_del() asserts it is given an object. */
+		if (!json_object_is_type(w, json_type_object))
+			continue;
 		snprintf(prefix, sizeof(prefix), "thread%" PRIu64 ".", json_u64(w, "thread"));
 		json_object_object_del(w, "thread");
 		print_numbers(prefix, w);

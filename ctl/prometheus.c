@@ -13,6 +13,7 @@
 
 static char extra_labels[512];
 
+/* NAME of NAME=VALUE: [a-zA-Z_][a-zA-Z0-9_]*, not reserved ("__...") and not one of ours. */
 static bool valid_label(const char *nv, size_t *eq)
 {
 	const char *p = strchr(nv, '=');
@@ -23,6 +24,10 @@ static bool valid_label(const char *nv, size_t *eq)
 		      (q > nv && *q >= '0' && *q <= '9')))
 			return false;
 	*eq = (size_t) (p - nv);
+	if ((*eq >= 2 && nv[0] == '_' && nv[1] == '_') ||
+	    (*eq == 6 && strncmp(nv, "thread", 6) == 0) ||
+	    (*eq == 7 && strncmp(nv, "version", 7) == 0))
+		return false;
 	return true;
 }
 
@@ -32,18 +37,34 @@ static int build_labels(const struct ctl_options *o)
 	size_t used = 0;
 	extra_labels[0] = '\0';
 	for (int i = 0; i < o->nlabels; i++) {
-		size_t eq;
+		const char *value;
+		size_t eq, need;
 		if (!valid_label(o->labels[i], &eq)) {
 			fprintf(stderr,
 				"echoctl: --label %s: expected NAME=VALUE with NAME of "
-				"[a-zA-Z_][a-zA-Z0-9_]*\n",
+				"[a-zA-Z_][a-zA-Z0-9_]*, not starting with __ and not thread "
+				"or version\n",
 				o->labels[i]);
 			return EXIT_USAGE;
 		}
-		used += (size_t) snprintf(extra_labels + used, sizeof(extra_labels) - used,
-					  ",%.*s=\"", (int) eq, o->labels[i]);
-		for (const char *v = o->labels[i] + eq + 1; *v && used + 3 < sizeof(extra_labels);
-		     v++) {
+		value = o->labels[i] + eq + 1;
+		/* ,NAME="VALUE" with the value escaped, and the final NUL: all must fit. */
+		need = 1 + eq + 2 + 1 + 1;
+		for (const char *v = value; *v; v++)
+			need += *v == '\\' || *v == '"' || *v == '\n' ? 2 : 1;
+		if (need > sizeof(extra_labels) - used) {
+			fprintf(stderr,
+				"echoctl: --label %s: too long (all labels together may take %zu "
+				"bytes)\n",
+				o->labels[i], sizeof(extra_labels) - 1);
+			return EXIT_USAGE;
+		}
+		extra_labels[used++] = ',';
+		memcpy(extra_labels + used, o->labels[i], eq);
+		used += eq;
+		extra_labels[used++] = '=';
+		extra_labels[used++] = '"';
+		for (const char *v = value; *v; v++) {
 			if (*v == '\\' || *v == '"' || *v == '\n') {
 				extra_labels[used++] = '\\';
 				extra_labels[used++] = *v == '\n' ? 'n' : *v;
@@ -51,7 +72,8 @@ static int build_labels(const struct ctl_options *o)
 				extra_labels[used++] = *v;
 			}
 		}
-		used += (size_t) snprintf(extra_labels + used, sizeof(extra_labels) - used, "\"");
+		extra_labels[used++] = '"';
+		extra_labels[used] = '\0';
 	}
 	return EXIT_OK;
 }
