@@ -110,6 +110,8 @@ static void print_numbers(const char *prefix, json_object *o)
 		return;
 	json_object_object_foreach(o, key, val)
 	{
+		if (strcmp(key, "protocol") == 0)
+			continue; /* the reply's envelope, not a counter */
 		if (json_object_is_type(val, json_type_int))
 			printf("%s%s %" PRIu64 "\n", prefix, key, json_object_get_uint64(val));
 		else if (json_object_is_type(val, json_type_string) && strcmp(key, "version") == 0)

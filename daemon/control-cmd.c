@@ -46,41 +46,42 @@ static void add_counters(json_object *o, const struct stats_snapshot *st)
 	add_u64(o, "connections_active", st->connections_active);
 }
 
-static void sum_stats(struct server *s, struct stats_snapshot *sum)
+/*
+ * One read of every worker's block: the totals and the per-thread rows of a
+ * reply come from the same snapshot, so they always add up.
+ */
+static struct stats_snapshot *snapshot_all(struct server *s, struct stats_snapshot *sum)
 {
+	struct stats_snapshot *per = calloc((size_t) s->nworkers, sizeof(*per));
+
 	*sum = (struct stats_snapshot){0};
-	for (int i = 0; i < s->nworkers; i++) {
-		struct stats_snapshot one;
-		control_stats_now(s, i, &one);
-		stats_accumulate(sum, &one);
+	for (int i = 0; per && i < s->nworkers; i++) {
+		control_stats_now(s, i, &per[i]);
+		stats_accumulate(sum, &per[i]);
 	}
+	return per;
 }
 
-static void add_summary(struct server *s, json_object *o)
+static void add_summary(struct server *s, json_object *o, const struct stats_snapshot *sum)
 {
-	struct stats_snapshot sum;
-
-	sum_stats(s, &sum);
 	add_str(o, "version", ECHOD_VERSION);
 	add_u64(o, "pid", (uint64_t) getpid());
 	add_u64(o, "uptime_seconds", (uint64_t) ((monotonic_ms() - s->started_ms) / 1000));
 	add_u64(o, "started_at", (uint64_t) s->started_wall);
 	add_u64(o, "threads", (uint64_t) s->nworkers);
-	add_counters(o, &sum);
+	add_counters(o, sum);
 	add_u64(o, "max_connections", (uint64_t) s->cfg.max_connections);
 	add_u64(o, "reloads", s->reloads);
 	add_u64(o, "reloads_failed", s->reloads_failed);
 }
 
-static json_object *workers_array(struct server *s)
+static json_object *workers_array(struct server *s, const struct stats_snapshot *per)
 {
 	json_object *a = json_object_new_array();
 	for (int i = 0; i < s->nworkers; i++) {
-		struct stats_snapshot st;
 		json_object *w = json_object_new_object();
-		control_stats_now(s, i, &st);
 		add_u64(w, "thread", (uint64_t) i);
-		add_counters(w, &st);
+		add_counters(w, &per[i]);
 		json_object_array_add(a, w);
 	}
 	return a;
@@ -102,8 +103,10 @@ static json_object *listeners_array(struct server *s)
 
 static void cmd_status(struct server *s, struct control_client *c)
 {
+	struct stats_snapshot sum;
+	free(snapshot_all(s, &sum));
 	json_object *o = control_ok();
-	add_summary(s, o);
+	add_summary(s, o, &sum);
 	json_object_object_add(o, "listeners", listeners_array(s));
 	json_object_object_add(o, "socket_activated", json_object_new_boolean(s->activated));
 	add_str(o, "mode", config_mode_name(s->cfg.mode));
@@ -115,20 +118,36 @@ static void cmd_status(struct server *s, struct control_client *c)
 
 static void cmd_stats(struct server *s, struct control_client *c)
 {
+	struct stats_snapshot sum;
+	struct stats_snapshot *per = snapshot_all(s, &sum);
+
+	if (!per) {
+		control_reply_error(s, c, PROTO_CODE_FAILED, "out of memory");
+		return;
+	}
 	json_object *o = control_ok();
-	add_summary(s, o);
+	add_summary(s, o, &sum);
 	add_u64(o, "control_requests", s->control->requests);
 	add_u64(o, "control_denied", s->control->denied);
 	add_u64(o, "control_errors", s->control->errors);
-	json_object_object_add(o, "workers", workers_array(s));
+	json_object_object_add(o, "workers", workers_array(s, per));
+	free(per);
 	control_reply(s, c, o);
 }
 
 static void cmd_threads(struct server *s, struct control_client *c)
 {
+	struct stats_snapshot sum;
+	struct stats_snapshot *per = snapshot_all(s, &sum);
+
+	if (!per) {
+		control_reply_error(s, c, PROTO_CODE_FAILED, "out of memory");
+		return;
+	}
 	json_object *o = control_ok();
 	add_u64(o, "threads", (uint64_t) s->nworkers);
-	json_object_object_add(o, "workers", workers_array(s));
+	json_object_object_add(o, "workers", workers_array(s, per));
+	free(per);
 	control_reply(s, c, o);
 }
 

@@ -32,15 +32,33 @@ struct query {
 	struct query *next;	       /* in control->queries */
 	uint64_t kill_id;
 	_Atomic bool killed;
-	json_object **rows; /* per worker */
+	struct row_set *sets; /* per worker */
 	int nworkers;
 };
 
-struct query_call {
-	struct query *q;
+/*
+ * What a worker copies out per connection: plain data, so the worker spends
+ * no time on JSON; the main thread formats it.
+ */
+struct conn_row {
+	uint64_t id, bytes_in, bytes_out, pending;
+	int64_t age_ms, idle_ms;
+	int thread;
+	enum echo_mode mode;
+	const char *state;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} peer;
 };
 
-static void peer_string(const struct conn *c, char *buf, size_t len)
+struct row_set {
+	struct conn_row *rows;
+	size_t n;
+};
+
+static void peer_string(const struct conn_row *c, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	if (c->peer.sa.sa_family == AF_INET) {
@@ -67,28 +85,41 @@ static const char *state_name(const struct conn *c)
 	return "?";
 }
 
-static json_object *conn_row(const struct worker *w, const struct conn *c)
+static json_object *row_json(const struct conn_row *r)
 {
 	json_object *o = json_object_new_object();
 	char peer[80];
 
-	peer_string(c, peer, sizeof(peer));
-	json_object_object_add(o, "id", json_object_new_uint64(c->id));
+	peer_string(r, peer, sizeof(peer));
+	json_object_object_add(o, "id", json_object_new_uint64(r->id));
 	json_object_object_add(o, "peer", json_object_new_string(peer));
-	json_object_object_add(o, "thread", json_object_new_int(w->index));
-	json_object_object_add(
-	    o, "age_seconds",
-	    json_object_new_uint64((uint64_t) (w->now_ms - c->created_ms) / 1000));
-	json_object_object_add(
-	    o, "idle_seconds",
-	    json_object_new_uint64((uint64_t) (w->now_ms - c->last_active_ms) / 1000));
-	json_object_object_add(o, "bytes_received", json_object_new_uint64(c->bytes_in));
-	json_object_object_add(o, "bytes_sent", json_object_new_uint64(c->bytes_out));
-	json_object_object_add(o, "pending_bytes",
-			       json_object_new_uint64(buf_size(&c->out) + buf_size(&c->in)));
-	json_object_object_add(o, "mode", json_object_new_string(config_mode_name(c->mode)));
-	json_object_object_add(o, "state", json_object_new_string(state_name(c)));
+	json_object_object_add(o, "thread", json_object_new_int(r->thread));
+	json_object_object_add(o, "age_seconds",
+			       json_object_new_uint64((uint64_t) r->age_ms / 1000));
+	json_object_object_add(o, "idle_seconds",
+			       json_object_new_uint64((uint64_t) r->idle_ms / 1000));
+	json_object_object_add(o, "bytes_received", json_object_new_uint64(r->bytes_in));
+	json_object_object_add(o, "bytes_sent", json_object_new_uint64(r->bytes_out));
+	json_object_object_add(o, "pending_bytes", json_object_new_uint64(r->pending));
+	json_object_object_add(o, "mode", json_object_new_string(config_mode_name(r->mode)));
+	json_object_object_add(o, "state", json_object_new_string(r->state));
 	return o;
+}
+
+static void fill_row(const struct worker *w, const struct conn *c, struct conn_row *r)
+{
+	*r = (struct conn_row){
+	    .id = c->id,
+	    .bytes_in = c->bytes_in,
+	    .bytes_out = c->bytes_out,
+	    .pending = buf_size(&c->out) + buf_size(&c->in),
+	    .age_ms = w->now_ms - c->created_ms,
+	    .idle_ms = w->now_ms - c->last_active_ms,
+	    .thread = w->index,
+	    .mode = c->mode,
+	    .state = state_name(c),
+	};
+	memcpy(&r->peer, &c->peer, sizeof(r->peer));
 }
 
 static void finish(struct query *q)
@@ -101,14 +132,15 @@ static void finish(struct query *q)
 static void list_connections(struct worker *w, void *arg)
 {
 	struct query *q = arg;
-	json_object *rows = json_object_new_array();
+	struct row_set *set = &q->sets[w->index];
 	const struct conn_list *lists[] = {&w->active, &w->lingering};
+	size_t n = w->active.count + w->lingering.count;
 
 	w->now_ms = monotonic_ms();
-	for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
+	set->rows = n ? calloc(n, sizeof(*set->rows)) : NULL;
+	for (size_t i = 0; set->rows && i < ARRAY_SIZE(lists); i++)
 		for (const struct conn *c = lists[i]->head; c; c = c->next)
-			json_object_array_add(rows, conn_row(w, c));
-	q->rows[w->index] = rows;
+			fill_row(w, c, &set->rows[set->n++]);
 	finish(q);
 }
 
@@ -132,10 +164,10 @@ done:
 
 static void query_free(struct query *q)
 {
-	if (q->rows)
+	if (q->sets)
 		for (int i = 0; i < q->nworkers; i++)
-			json_object_put(q->rows[i]);
-	free(q->rows);
+			free(q->sets[i].rows);
+	free(q->sets);
 	free(q);
 }
 
@@ -144,8 +176,8 @@ static int start_query(struct server *s, struct control_client *c, struct query 
 	q->nworkers = s->nworkers;
 	q->query_fd = s->control->query_fd;
 	q->client = c;
-	q->rows = calloc((size_t) s->nworkers, sizeof(*q->rows));
-	if (!q->rows) {
+	q->sets = calloc((size_t) s->nworkers, sizeof(*q->sets));
+	if (!q->sets) {
 		query_free(q);
 		return -ENOMEM;
 	}
@@ -197,12 +229,9 @@ static void answer(struct server *s, struct query *q)
 	} else {
 		json_object *o = control_ok();
 		json_object *all = json_object_new_array();
-		for (int i = 0; i < q->nworkers; i++) {
-			size_t n = q->rows[i] ? json_object_array_length(q->rows[i]) : 0;
-			for (size_t j = 0; j < n; j++)
-				json_object_array_add(
-				    all, json_object_get(json_object_array_get_idx(q->rows[i], j)));
-		}
+		for (int i = 0; i < q->nworkers; i++)
+			for (size_t j = 0; j < q->sets[i].n; j++)
+				json_object_array_add(all, row_json(&q->sets[i].rows[j]));
 		json_object_object_add(o, "connections", all);
 		control_reply(s, c, o);
 	}

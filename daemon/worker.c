@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * The worker loop. Each iteration: wait on epoll (at most 1 s, so the
- * heartbeat advances and timeouts fire even when idle), handle connection and
- * listener events, then run queued messages and timers. Messages run after the
- * batch of events because a message may close a connection that still has an
- * event later in the same batch.
+ * heartbeat advances and timeouts fire even when idle), then either run the
+ * queued messages or handle the connection and listener events, then timers.
+ * Messages go first: a client's bytes that arrive after a reload was reported
+ * done must meet the new settings. The rest of that batch is not handled,
+ * because a message may have closed a connection it names; every registration
+ * is level-triggered, so the next epoll_wait reports those events again.
  */
 #include "worker.h"
 
@@ -238,7 +240,15 @@ static void tick(struct worker *w)
 	}
 }
 
-static void dispatch(struct worker *w, struct epoll_event *ev, bool *wakeup)
+static bool has_wakeup(const struct epoll_event *ev, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (*(const enum epoll_tag *) ev[i].data.ptr == TAG_WAKEUP)
+			return true;
+	return false;
+}
+
+static void dispatch(struct worker *w, struct epoll_event *ev)
 {
 	enum epoll_tag tag = *(enum epoll_tag *) ev->data.ptr;
 
@@ -251,8 +261,7 @@ static void dispatch(struct worker *w, struct epoll_event *ev, bool *wakeup)
 			accept_clients(w, ev->data.ptr);
 		break;
 	case TAG_WAKEUP:
-		*wakeup = true;
-		break;
+		break; /* see has_wakeup() */
 	}
 }
 
@@ -265,10 +274,10 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof(name), "echod-w%d", w->index);
 	(void) pthread_setname_np(pthread_self(), name);
 	while (!w->exit) {
-		int timeout = w->accept_paused_until || w->draining ? ACCEPT_PAUSE_MS : w->params.tick_ms;
+		int timeout =
+		    w->accept_paused_until || w->draining ? ACCEPT_PAUSE_MS : w->params.tick_ms;
 
 		int n = epoll_wait(w->epfd, events, EVENT_BATCH, timeout);
-		bool wakeup = false;
 
 		if (n < 0 && errno != EINTR) {
 			/* Only EBADF/EFAULT/EINVAL are left: a bug, not a condition to ride out. */
@@ -277,10 +286,11 @@ static void *worker_main(void *arg)
 		}
 		w->now_ms = monotonic_ms();
 		stat_add(&w->stats.heartbeat, 1);
-		for (int i = 0; i < n; i++)
-			dispatch(w, &events[i], &wakeup);
-		if (wakeup)
-			run_messages(w);
+		if (has_wakeup(events, n))
+			run_messages(w); /* the other events come back at once */
+		else
+			for (int i = 0; i < n; i++)
+				dispatch(w, &events[i]);
 		tick(w);
 	}
 	server_worker_exited(w->srv);

@@ -284,7 +284,7 @@ static void test_stats_lines(void **state)
 	n += (size_t) snprintf(want + n, sizeof(want) - n,
 			       "connections_active 7\nmax_connections 10000\nreloads 3\n"
 			       "reloads_failed 1\ncontrol_requests 55\ncontrol_denied 2\n"
-			       "control_errors 4\nprotocol 1\n");
+			       "control_errors 4\n");
 	for (uint64_t t = 0; t < 2; t++) {
 		v = 1;
 #define X(name, help)                                                                              \
