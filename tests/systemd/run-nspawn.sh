@@ -1,0 +1,94 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The real-systemd test: installs BUILDDIR into a DESTDIR, boots the machine's
+# own systemd (252 on Debian 12) in systemd-nspawn with that tree at
+# /usr/local, and runs scenario.sh inside as echod-test.service, which ends the
+# container with `systemctl exit N`; N is this script's exit status.
+#
+# Usage: run-nspawn.sh BUILDDIR [OUTDIR]
+# Needs root and systemd-nspawn (package systemd-container); exits 77 (skip)
+# without them. Bounded: 120 s for the scenario unit, 150 s for the container. Logs and the container's journal go to OUTDIR (default
+# BUILDDIR/meson-logs/systemd-nspawn).
+set -euo pipefail
+
+builddir=$(realpath "${1:?usage: run-nspawn.sh BUILDDIR [OUTDIR]}")
+outdir=${2:-$builddir/meson-logs/systemd-nspawn}
+here=$(dirname "$(realpath "$0")")
+
+if [[ $(id -u) != 0 ]]; then
+	echo "SKIP: needs root (systemd-nspawn)"
+	exit 77
+fi
+if ! command -v systemd-nspawn >/dev/null; then
+	echo "SKIP: systemd-nspawn not found (package systemd-container)"
+	exit 77
+fi
+
+prefix=$(meson introspect --buildoptions "$builddir" |
+	/usr/bin/python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"))')
+if [[ $prefix != /usr/local ]]; then
+	echo "SKIP: the scenario binds the install at /usr/local; this build has prefix $prefix"
+	exit 77
+fi
+
+work=$(mktemp -d /tmp/echod-nspawn.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+dest=$work/dest
+rm -rf "$outdir"
+mkdir -p "$outdir" "$work/in" "$work/etc-echod"
+chmod 0755 "$work" "$work/in" "$work/etc-echod"
+
+DESTDIR=$dest meson install -C "$builddir" --no-rebuild --quiet >"$outdir/install.log" 2>&1 || {
+	echo "FAIL: meson install (see $outdir/install.log)"
+	exit 1
+}
+for f in lib/systemd/system/echod.service etc/echod/echod.conf; do
+	if [[ ! -f $dest/usr/local/$f ]]; then
+		echo "SKIP: the install has no /usr/local/$f (-Dsystemd_unit_dir or -Dsysconfdir moved it)"
+		exit 77
+	fi
+done
+# The units are found where they are installed (/usr/local/lib/systemd/system
+# is on systemd's search path); the test's drop-ins go to /etc inside.
+# The config directory must be writable inside (the scenario rewrites it), so
+# a copy is bound over the read-only /usr/local/etc/echod.
+cp -a "$dest/usr/local/etc/echod/." "$work/etc-echod/"
+cp "$here/scenario.sh" "$here/echo-client.py" "$work/in/"
+cat >"$work/in/echod-test.service" <<'UNIT'
+[Unit]
+Description=echod systemd integration scenario
+After=basic.target
+
+[Service]
+Type=oneshot
+TimeoutStartSec=120s
+ExecStart=/bin/bash /echod-test/scenario.sh
+StandardOutput=journal+console
+StandardError=journal+console
+UNIT
+
+start_ns=$(date +%s%N)
+rc=0
+# --private-network: a loopback of its own; basic.target: none of the
+# machine's services; the scenario ends the container with `systemctl exit`.
+timeout --kill-after=10 150 systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
+	--private-network -M echod-test \
+	--bind="$outdir:/out" \
+	--bind-ro="$dest/usr/local:/usr/local" \
+	--bind="$work/etc-echod:/usr/local/etc/echod" \
+	--bind-ro="$work/in:/echod-test" \
+	--bind-ro="$work/in/echod-test.service:/etc/systemd/system/echod-test.service" \
+	-b systemd.firstboot=off systemd.unit=basic.target systemd.wants=echod-test.service \
+	>"$outdir/console.log" 2>&1 || rc=$?
+elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
+
+grep -E '^(PASS|FAIL|SKIP|NOTE)' "$outdir/results.txt" 2>/dev/null || true
+if [[ $rc == 124 || $rc == 137 ]]; then
+	echo "FAIL: the container did not finish within 150 s (see $outdir/console.log)"
+	rc=1
+elif [[ ! -s $outdir/results.txt ]]; then
+	echo "FAIL: the scenario did not run (exit $rc; see $outdir/console.log)"
+	[[ $rc == 0 ]] && rc=1
+fi
+printf "container exit %d after %d.%03d s; logs in %s\n" "$rc" $((elapsed_ms / 1000)) $((elapsed_ms % 1000)) "$outdir"
+exit "$rc"
