@@ -56,7 +56,13 @@ uint64_t server_next_connection_id(struct server *s)
 	return atomic_fetch_add_explicit(&s->next_connection_id, 1, memory_order_relaxed) + 1;
 }
 
+struct worker *server_worker(struct server *s, int index)
+{
+	return s->workers[index];
+}
+
 void server_listen_fds(struct server *s, const int **fds, size_t *n)
+
 {
 	*fds = s->act.echo_fds;
 	*n = s->act.necho;
@@ -76,7 +82,7 @@ void server_params_from_config(const struct server *s, struct worker_params *p)
 	int64_t tick = s->watchdog_usec ? (int64_t) (s->watchdog_usec / 1000 / 4) : 1000;
 
 	*p = (struct worker_params){
-		.tick_ms = (int) MAX(10, MIN(tick, 1000)),
+	    .tick_ms = (int) MAX(10, MIN(tick, 1000)),
 	    .mode = c->mode,
 	    .max_line = (size_t) c->max_line,
 	    .idle_timeout_ms = (int64_t) c->idle_timeout * 1000,
@@ -149,10 +155,13 @@ static int start_workers(struct server *s)
 	s->workers = calloc((size_t) s->nworkers, sizeof(*s->workers));
 	if (!s->workers)
 		return -ENOMEM;
+	/* All exist before any runs: workers hand connections to each other. */
 	for (int i = 0; i < s->nworkers; i++) {
-		r = worker_create(s, i, &p, &s->workers[i]);
+		r = worker_create(s, i, s->nworkers, &p, &s->workers[i]);
 		if (r < 0)
 			return log_errno(-r, "cannot create worker %d", i);
+	}
+	for (int i = 0; i < s->nworkers; i++) {
 		r = worker_start(s->workers[i]);
 		if (r < 0)
 			return log_errno(-r, "cannot start worker %d", i);

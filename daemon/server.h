@@ -24,4 +24,7 @@ bool server_admit_connection(struct server *s);
 void server_release_connection(struct server *s);
 uint64_t server_next_connection_id(struct server *s);
 void server_listen_fds(struct server *s, const int **fds, size_t *n);
+/* The pool is fixed once the workers run; any worker may look up another. */
+struct worker *server_worker(struct server *s, int index);
+
 void server_worker_exited(struct server *s);

@@ -96,9 +96,86 @@ static void on_accept_failure(struct worker *w, int e)
 	pause_accepting(w);
 }
 
-static void accept_clients(struct worker *w, struct listen_slot *l)
+/*
+ * The kernel wakes the first idle EPOLLEXCLUSIVE waiter in the listener's
+ * wait queue, so an idle worker 0 would win every connection. Exclusive
+ * waiters are added at the tail: re-adding ours after a batch passes the
+ * next wakeup to another idle worker. Two epoll_ctl calls per accept batch.
+ */
+static void yield_listener(struct worker *w, struct listen_slot *l)
+{
+	if (w->nworkers < 2 || !l->armed)
+		return;
+	disarm_listener(w, l);
+	int r = arm_listener(w, l);
+	if (r < 0)
+		log_error("worker %d: cannot watch listener: %s", w->index, strerror(-r));
+}
+
+struct handover {
+	int fd;
+	socklen_t len;
+	struct sockaddr_storage peer;
+};
+
+static void adopt(struct worker *w, void *arg)
+{
+	struct handover *h = arg;
+	atomic_fetch_sub_explicit(&w->incoming, 1, memory_order_relaxed);
+	int r = w->draining ? -ESHUTDOWN : conn_add(w, h->fd, (struct sockaddr *) &h->peer, h->len);
+
+	if (r < 0) {
+		if (r == -ESHUTDOWN)
+			safe_close(h->fd); /* conn_add closes it on its own failures */
+		server_release_connection(w->srv);
+	}
+	free(h);
+}
+
+static uint64_t load_of(struct worker *w)
+{
+	return atomic_load_explicit(&w->stats.connections_active, memory_order_relaxed) +
+	       atomic_load_explicit(&w->incoming, memory_order_relaxed);
+}
+
+/*
+ * Keeps the pool even when clients arrive in a burst, which one worker may
+ * accept whole: while this worker holds more than one connection beyond the
+ * least loaded one, the new socket goes to that worker. Returns true when
+ * handed over.
+ */
+static bool hand_over(struct worker *w, int fd, const struct sockaddr_storage *ss, socklen_t len)
+{
+	struct worker *target = NULL;
+	uint64_t mine = load_of(w), least = mine;
+
+	for (int i = 0; i < w->nworkers; i++) {
+		struct worker *o = server_worker(w->srv, i);
+		if (o != w && load_of(o) < least) {
+			least = load_of(o);
+			target = o;
+		}
+	}
+	if (!target || mine <= least + 1)
+		return false;
+	struct handover *h = malloc(sizeof(*h));
+	if (!h)
+		return false;
+	*h = (struct handover){.fd = fd, .len = len, .peer = *ss};
+	/* The target's gauge moves only when it adopts: count the socket now so a burst spreads. */
+	atomic_fetch_add_explicit(&target->incoming, 1, memory_order_relaxed);
+	if (worker_call(target, adopt, h) < 0) {
+		atomic_fetch_sub_explicit(&target->incoming, 1, memory_order_relaxed);
+		free(h);
+		return false;
+	}
+	return true;
+}
+
+static void accept_batch(struct worker *w, struct listen_slot *l)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
+
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd =
@@ -124,13 +201,25 @@ static void accept_clients(struct worker *w, struct listen_slot *l)
 			safe_close(fd);
 			continue;
 		}
+		if (hand_over(w, fd, &ss, len))
+			continue;
 		int r = conn_add(w, fd, (struct sockaddr *) &ss, len);
 		if (r < 0) {
+
 			server_release_connection(w->srv);
 			on_accept_failure(w, -r);
 			return;
 		}
 	}
+}
+
+static void accept_clients(struct worker *w, struct listen_slot *l)
+{
+	uint64_t before = atomic_load_explicit(&w->stats.connections_total, memory_order_relaxed);
+
+	accept_batch(w, l);
+	if (atomic_load_explicit(&w->stats.connections_total, memory_order_relaxed) != before)
+		yield_listener(w, l);
 }
 
 static void run_messages(struct worker *w)
@@ -315,7 +404,7 @@ static int add_wakeup(struct worker *w)
 	return 0;
 }
 
-int worker_create(struct server *srv, int index, const struct worker_params *params,
+int worker_create(struct server *srv, int index, int nworkers, const struct worker_params *params,
 		  struct worker **ret)
 {
 	struct worker *w =
@@ -328,6 +417,7 @@ int worker_create(struct server *srv, int index, const struct worker_params *par
 		return -ENOMEM;
 	memset(w, 0, sizeof(*w));
 	w->index = index;
+	w->nworkers = nworkers;
 	w->srv = srv;
 	w->params = *params;
 	w->epfd = w->wakeup_fd = -1;

@@ -37,9 +37,9 @@ struct worker_params {
 	size_t max_line;
 	int64_t idle_timeout_ms; /* 0 = never */
 	int64_t shutdown_timeout_ms;
-	int tick_ms; /* longest epoll wait: the heartbeat must beat faster than the watchdog checks */
+	int tick_ms; /* longest epoll wait: the heartbeat must beat faster than the watchdog checks
+		      */
 };
-
 
 struct listen_slot {
 	enum epoll_tag tag;
@@ -64,6 +64,9 @@ struct conn_list {
 struct worker {
 	struct worker_stats stats; /* first: cache-line aligned */
 	int index;
+	int nworkers;		   /* in the pool, this one included */
+	_Atomic uint64_t incoming; /* connections handed to us, not yet adopted */
+
 	struct server *srv;
 	pthread_t thread;
 	bool started;
@@ -92,7 +95,7 @@ struct worker {
 	bool exit;
 };
 
-int worker_create(struct server *srv, int index, const struct worker_params *params,
+int worker_create(struct server *srv, int index, int nworkers, const struct worker_params *params,
 		  struct worker **ret);
 int worker_start(struct worker *w);
 /* Joins (if started) and frees; NULL-safe. */
