@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build-config.h"
@@ -85,7 +87,6 @@ static int convert_control_socket(struct echod_config *c, const char *v, char *e
 	}
 	c->control_socket_explicit = true;
 	return set_string(&c->control_socket, v);
-
 }
 
 static int convert_mode_bits(struct echod_config *c, const char *v, char *err, size_t errlen)
@@ -533,6 +534,51 @@ int config_load_string(struct echod_config *c, const char *text, const char *nam
 }
 
 /*
+ * Opens path for reading only if it is a regular file. O_NONBLOCK keeps a FIFO
+ * put in its place from blocking the main thread (signals, control socket and
+ * watchdog with it) until a writer appears. Sets errno = ENOENT, with nothing
+ * reported, when the file does not exist.
+ */
+static FILE *open_regular_file(const char *path, struct config_errors *errs)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		if (errno != ENOENT)
+			config_error_add(errs, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		config_error_add(errs, "%s: cannot read: %s", path, strerror(errno));
+		safe_close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode))
+			config_error_add(errs, "%s: cannot read: %s", path, strerror(EISDIR));
+		else
+			config_error_add(errs, "%s: cannot read: not a regular file", path);
+
+		safe_close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		config_error_add(errs, "%s: cannot read: %s", path, strerror(errno));
+		safe_close(fd);
+	}
+	return f;
+}
+
+/*
+ * Reads the file ourselves rather than with config_read_file(): that way a
+ * missing file, a directory and a permission problem each get their own
+ * message.
+ */
+/*
  * Reads the file ourselves rather than with config_read_file(): that way a
  * missing file, a directory and a permission problem each get their own
  * message.
@@ -541,14 +587,10 @@ static int read_whole_file(const char *path, char **ret, struct config_errors *e
 {
 	_cleanup_free_ char *data = NULL;
 	size_t len = 0, cap = 0;
-	FILE *f = fopen(path, "re");
+	FILE *f = open_regular_file(path, errs);
 
-	if (!f) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		config_error_add(errs, "%s: cannot open: %s", path, strerror(errno));
-		return -EINVAL;
-	}
+	if (!f)
+		return errno == ENOENT ? -ENOENT : -EINVAL;
 	for (;;) {
 		/* Checked on what was read: the buffer may grow to twice the limit. */
 		if (len > 16 * 1024 * 1024) {

@@ -25,7 +25,7 @@ struct echod_config {
 	int max_connections;
 	int idle_timeout;
 	int shutdown_timeout;
-	char *control_socket;         /* "" = none */
+	char *control_socket;	      /* "" = none */
 	bool control_socket_explicit; /* set by the file: failing to create it is fatal */
 
 	int control_socket_mode;    /* permission bits of the socket file */

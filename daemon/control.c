@@ -171,7 +171,7 @@ int server_control_start(struct server *s)
 	} else {
 		fd = create_socket(s);
 		if (fd < 0 && !s->cfg.control_socket_explicit) {
-			/* Only the built-in default: e.g. run by hand without write access to /run. */
+			/* Only the built-in default: e.g. run by hand without access to /run. */
 			log_warning("running without a control socket; set control_socket in the "
 				    "config to choose another path");
 			return 0;
@@ -276,16 +276,41 @@ static void refuse_busy(int fd)
 	safe_close(fd);
 }
 
+/*
+ * Out of fds or memory: the listener stays readable, and level-triggered
+ * epoll would wake the main loop at once, again and again. Stop watching it;
+ * the next tick (1 s) watches it again and the client waits in the backlog.
+ */
+static void pause_accepting(struct server *s, int err)
+{
+	struct control *ctl = s->control;
+
+	log_ratelimited(LOG_LEVEL_WARNING, 10, "control socket: accept: %s; pausing for 1 s",
+			strerror(err));
+	if (!ctl->accept_paused && watch(s, ctl->listen_fd, 0, EPOLL_CTL_DEL) == 0)
+		ctl->accept_paused = true;
+}
+
+static void resume_accepting(struct server *s)
+{
+	struct control *ctl = s->control;
+
+	if (ctl->accept_paused && ctl->listen_fd >= 0 &&
+	    watch(s, ctl->listen_fd, EPOLLIN, EPOLL_CTL_ADD) == 0)
+		ctl->accept_paused = false;
+}
+
 static void accept_client(struct server *s)
 {
 	struct control *ctl = s->control;
 
 	for (;;) {
 		int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+			continue;
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_ratelimited(LOG_LEVEL_WARNING, 10, "control socket: accept: %s",
-						strerror(errno));
+			if (errno != EAGAIN)
+				pause_accepting(s, errno);
 			return;
 		}
 		if (ctl->nclients >= PROTO_MAX_CLIENTS) {
@@ -509,6 +534,8 @@ void server_control_tick(struct server *s)
 	int64_t now = now_ms();
 	if (!s->control)
 		return;
+	resume_accepting(s);
+
 	for (struct control_client *c = s->control->clients, *next; c; c = next) {
 		next = c->next;
 		if (c->pending || now < c->deadline_ms)

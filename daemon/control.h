@@ -37,6 +37,8 @@ struct control_client {
 
 struct control {
 	int listen_fd;
+	bool accept_paused; /* out of fds: listen_fd is out of the epoll set until the next tick */
+
 	char *path; /* the socket file we created, unlinked at exit; NULL if passed in */
 	int query_fd;
 	struct control_client *clients;

@@ -359,6 +359,9 @@ static int server_start(struct server *s)
 	if (r < 0)
 		return log_errno(-r, "cannot set up signal handling");
 	raise_fd_limit();
+	r = supervisor_init();
+	if (r < 0)
+		return r;
 	r = supervisor_take_fds(&s->act);
 	if (r < 0)
 		return r;
@@ -391,6 +394,7 @@ static void server_free(struct server *s)
 	safe_close(s->done_fd);
 	safe_close(s->ep_fd);
 	config_done(&s->cfg);
+	supervisor_done();
 }
 
 int server_run(const struct cli_options *opts, struct echod_config *cfg)

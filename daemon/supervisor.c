@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -102,9 +104,56 @@ void activation_done(struct activation *a)
 	*a = (struct activation){.control_fd = -1};
 }
 
+/*
+ * sd_notify() opens a socket for every message, so once echod is out of file
+ * descriptors every message, watchdog pings included, would fail, and systemd
+ * would kill a daemon that is riding out EMFILE on purpose. One socket,
+ * opened at start-up, serves every message instead.
+ */
+static int notify_fd = -1;
+static struct sockaddr_un notify_addr;
+static socklen_t notify_addr_len;
+
+int supervisor_init(void)
+{
+	const char *e = getenv("NOTIFY_SOCKET");
+	size_t len = e ? strlen(e) : 0;
+
+	/* A path or an abstract "@name"; anything else is left to sd_notify(). */
+	if (!e || (e[0] != '/' && e[0] != '@') || len < 2 || len >= sizeof(notify_addr.sun_path))
+		return 0;
+	notify_addr = (struct sockaddr_un){.sun_family = AF_UNIX};
+	memcpy(notify_addr.sun_path, e, len);
+	if (e[0] == '@')
+		notify_addr.sun_path[0] = '\0';
+	notify_addr_len =
+	    (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len + (e[0] == '/' ? 1 : 0));
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (notify_fd < 0)
+		return log_errno(errno, "cannot open a socket for NOTIFY_SOCKET");
+	return 0;
+}
+
+void supervisor_done(void)
+{
+	safe_close(notify_fd);
+	notify_fd = -1;
+}
+
 static void notify(const char *msg)
 {
-	int r = sd_notify(0, msg);
+	int r;
+
+	if (notify_fd >= 0) {
+		ssize_t n;
+		do
+			n = sendto(notify_fd, msg, strlen(msg), MSG_NOSIGNAL,
+				   (struct sockaddr *) &notify_addr, notify_addr_len);
+		while (n < 0 && errno == EINTR);
+		r = n < 0 ? -errno : 0;
+	} else {
+		r = sd_notify(0, msg);
+	}
 	if (r < 0)
 		log_ratelimited(LOG_LEVEL_WARNING, 60, "sd_notify: %s", strerror(-r));
 }

@@ -23,6 +23,10 @@ struct activation {
 int supervisor_take_fds(struct activation *a);
 void activation_done(struct activation *a);
 
+/* Opens the notify socket once, before fds can run out. 0 or -errno. */
+int supervisor_init(void);
+void supervisor_done(void);
+
 _printf_(1, 2) void supervisor_status(const char *fmt, ...);
 void supervisor_ready(void);
 void supervisor_reloading(void);
