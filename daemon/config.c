@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,6 +123,20 @@ static int convert_admin_group(struct echod_config *c, const char *v, char *err,
 	return convert_group(&c->control_admin_group, v, err, errlen);
 }
 
+/* A bool given as text (the command line): the spellings libconfig accepts. */
+static int convert_preserve(struct echod_config *c, const char *v, char *err, size_t errlen)
+{
+	if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+		c->preserve_connections = true;
+	} else if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+		c->preserve_connections = false;
+	} else {
+		snprintf(err, errlen, "\"%s\" is not a boolean (true or false)", v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 const struct config_key config_keys[] = {
     {"host", KEY_STRING, 1, 255, "IPv4/IPv6 literal or host name", OFF(host), convert_host},
     {"port", KEY_INT, 1, 65535, "1-65535", OFF(port), NULL},
@@ -142,6 +157,8 @@ const struct config_key config_keys[] = {
      OFF(control_admin_group), convert_admin_group},
     {"log_level", KEY_STRING, 1, 16, "error, warning, notice, info, debug", OFF(log_level),
      convert_log_level},
+    {"preserve_connections", KEY_BOOL, 0, 1, "true or false", OFF(preserve_connections),
+     convert_preserve},
 };
 const size_t config_keys_count = ARRAY_SIZE(config_keys);
 
@@ -162,6 +179,7 @@ void config_init_defaults(struct echod_config *c)
 	    .control_socket_group = strdup(""),
 	    .control_admin_group = strdup(""),
 	    .log_level = LOG_LEVEL_INFO,
+	    .preserve_connections = true,
 	};
 	if (!c->host || !c->line_prefix || !c->control_socket || !c->control_socket_group ||
 	    !c->control_admin_group) {
@@ -219,6 +237,37 @@ const char *config_mode_name(enum echo_mode m)
 	return m == MODE_LINE ? "line" : "echo";
 }
 
+/*
+ * Messages quote values from the file, and a libconfig string may hold a line
+ * break: escape CR and LF as \r and \n (as they would be written in the
+ * file) and other control bytes as '?', so each message stays one line in the
+ * log and in `echoctl reload`. Tabs are kept. Takes over line.
+ */
+static char *one_line(char *line)
+{
+	size_t len = strlen(line), breaks = 0;
+	for (const char *p = line; *p; p++)
+		breaks += *p == '\n' || *p == '\r';
+	char *out = breaks ? malloc(len + breaks + 1) : NULL;
+	char *q = out ? out : line;
+
+	for (const char *p = line; *p; p++) {
+		unsigned char ch = (unsigned char) *p;
+		if (out && (ch == '\n' || ch == '\r')) {
+			*q++ = '\\';
+			*q++ = ch == '\n' ? 'n' : 'r';
+		} else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			*q++ = '?';
+		} else {
+			*q++ = (char) ch;
+		}
+	}
+	*q = '\0';
+	if (out)
+		free(line);
+	return out ? out : line;
+}
+
 void config_error_add(struct config_errors *e, const char *fmt, ...)
 {
 	va_list ap;
@@ -235,7 +284,7 @@ void config_error_add(struct config_errors *e, const char *fmt, ...)
 		e->dropped++;
 		return;
 	}
-	e->lines[e->count++] = line;
+	e->lines[e->count++] = one_line(line);
 }
 
 void config_errors_done(struct config_errors *e)
@@ -353,36 +402,61 @@ static bool is_name_char(char ch)
 	return isalnum((unsigned char) ch) || ch == '_' || ch == '-' || ch == '*';
 }
 
-/*
- * Finds the integer literal written for `name`, whose setting starts on
- * `line`, and returns it with its length (sign and digits, without an "L"
- * suffix); NULL when the text is laid out in a way this does not follow.
- */
-static const char *int_literal(const char *text, int line, const char *name, size_t *ret_len)
+/* Skips blanks and comments (#, // and C-style), as libconfig's scanner does. */
+static const char *skip_blank(const char *p)
 {
-	const char *p = text;
-	size_t nlen = strlen(name);
-	bool in_string = false;
+	for (;;) {
+		p += strspn(p, " \t\r\n\f\v");
+		if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+			p += strcspn(p, "\n");
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *end = strstr(p + 2, "*/");
+			p = end ? end + 2 : p + strlen(p);
+		} else {
+			return p;
+		}
+	}
+}
 
-	for (int l = 1; l < line && p; l++)
-		if ((p = strchr(p, '\n')))
-			p++;
-	for (; p && *p; p++) {
-		if (in_string) {
-			if (*p == '\\' && p[1])
+/*
+ * Finds the integer literal written for the top-level setting `name` and
+ * returns it with its length (sign and digits, without an "L" suffix); NULL
+ * when not found. Strings, comments and nested groups, arrays and lists are
+ * skipped, so that neither a comment between "=" and the number nor a
+ * commented-out "port = 1;" before the real one hides what libconfig read.
+ */
+static const char *int_literal(const char *text, const char *name, size_t *ret_len)
+{
+	size_t nlen = strlen(name);
+	int depth = 0;
+
+	for (const char *p = skip_blank(text); *p; p = skip_blank(p)) {
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p)
 				p++;
-			else if (*p == '"')
-				in_string = false;
 			continue;
 		}
-		in_string = *p == '"';
-		if (strncmp(p, name, nlen) != 0 || (p > text && is_name_char(p[-1])) ||
-		    is_name_char(p[nlen]))
+		if (strchr("{[(", *p) || strchr("}])", *p)) {
+			depth += strchr("{[(", *p) ? 1 : -1;
+			p++;
 			continue;
-		const char *q = p + nlen + strspn(p + nlen, " \t\r\n");
+		}
+		if (!is_name_char(*p)) {
+			p++;
+			continue;
+		}
+		const char *word = p;
+		while (is_name_char(*p))
+			p++;
+		if (depth != 0 || (size_t) (p - word) != nlen || strncmp(word, name, nlen) != 0)
+			continue;
+		const char *q = skip_blank(p);
 		if (*q != '=' && *q != ':')
 			continue;
-		q += 1 + strspn(q + 1, " \t\r\n");
+		q = skip_blank(q + 1);
 		size_t n = *q == '+' || *q == '-';
 		if (q[n] == '0' && (q[n + 1] == 'x' || q[n + 1] == 'X'))
 			n += 2 + strspn(q + n + 2, "0123456789abcdefABCDEF");
@@ -400,11 +474,10 @@ static const char *int_literal(const char *text, int line, const char *name, siz
  * key's range lies within int, so a literal outside int is out of range as
  * written: report it rather than use the wrapped value.
  */
-static int check_int_literal(const struct config_key *k, const config_setting_t *s,
-			     const char *text, char *err, size_t errlen)
+static int check_int_literal(const struct config_key *k, const char *text, char *err, size_t errlen)
 {
 	size_t n;
-	const char *lit = int_literal(text, config_setting_source_line(s), k->name, &n);
+	const char *lit = int_literal(text, k->name, &n);
 	if (!lit)
 		return 0;
 	const char *digits = lit + (*lit == '+' || *lit == '-');
@@ -429,12 +502,21 @@ static int apply_setting(struct echod_config *c, const struct config_key *k,
 				 type_name(type));
 			return -EINVAL;
 		}
-		if (check_int_literal(k, s, text, err, errlen) < 0)
+		if (check_int_literal(k, text, err, errlen) < 0)
 			return -EINVAL;
 		long long v = config_setting_get_int64(s);
 		if (check_int(k, v, err, errlen) < 0)
 			return -EINVAL;
 		*(int *) ((char *) c + k->offset) = (int) v;
+		return 0;
+	}
+	if (k->type == KEY_BOOL) {
+		if (type != CONFIG_TYPE_BOOL) {
+			snprintf(err, errlen, "expected a boolean (%s), got %s", k->allowed,
+				 type_name(type));
+			return -EINVAL;
+		}
+		*(bool *) ((char *) c + k->offset) = config_setting_get_bool(s) != 0;
 		return 0;
 	}
 	if (type != CONFIG_TYPE_STRING) {
@@ -578,11 +660,6 @@ static FILE *open_regular_file(const char *path, struct config_errors *errs)
  * missing file, a directory and a permission problem each get their own
  * message.
  */
-/*
- * Reads the file ourselves rather than with config_read_file(): that way a
- * missing file, a directory and a permission problem each get their own
- * message.
- */
 static int read_whole_file(const char *path, char **ret, struct config_errors *errs)
 {
 	_cleanup_free_ char *data = NULL;
@@ -591,6 +668,7 @@ static int read_whole_file(const char *path, char **ret, struct config_errors *e
 
 	if (!f)
 		return errno == ENOENT ? -ENOENT : -EINVAL;
+
 	for (;;) {
 		/* Checked on what was read: the buffer may grow to twice the limit. */
 		if (len > 16 * 1024 * 1024) {
@@ -648,6 +726,8 @@ int config_set_from_string(struct echod_config *c, const char *key, const char *
 	}
 	if (k->type == KEY_STRING)
 		return apply_string(c, k, value, err, errlen);
+	if (k->type == KEY_BOOL)
+		return k->convert(c, value, err, errlen);
 
 	char *end;
 	errno = 0;

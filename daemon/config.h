@@ -32,11 +32,13 @@ struct echod_config {
 	char *control_socket_group; /* "" = leave the group alone */
 	char *control_admin_group;  /* "" = none: only root and echod's own user */
 	int log_level;
+	bool preserve_connections; /* hand live clients to systemd's fd store on stop */
 };
 
 enum config_key_type {
 	KEY_INT,
 	KEY_STRING,
+	KEY_BOOL, /* libconfig true/false; a bool field; convert parses the command-line text */
 };
 
 struct config_key {
@@ -45,7 +47,8 @@ struct config_key {
 	long long min, max;  /* range for ints, length for strings */
 	const char *allowed; /* for messages and echod --help-config */
 	size_t offset;
-	/* Extra check/convert for strings; writes the reason to err and returns <0 when bad. */
+	/* Extra check/convert for strings (and the text of a bool); writes the reason to err and
+	 * returns <0 when bad. */
 	int (*convert)(struct echod_config *c, const char *value, char *err, size_t errlen);
 };
 

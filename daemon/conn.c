@@ -60,6 +60,8 @@ void conn_list_remove(struct conn_list *l, struct conn *c)
 
 static struct conn_list *list_of(struct worker *w, struct conn *c)
 {
+	if (c->state == CONN_PARKED)
+		return &w->parked;
 	return c->state == CONN_LINGERING ? &w->lingering : &w->active;
 }
 
@@ -87,14 +89,16 @@ static void set_events(struct worker *w, struct conn *c, uint32_t events)
 	c->events = events;
 }
 
-int conn_add(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+static struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer,
+			     socklen_t peerlen, int *ret)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	int one = 1;
 
 	if (!c) {
 		safe_close(fd);
-		return -ENOMEM;
+		*ret = -ENOMEM;
+		return NULL;
 	}
 	c->tag = TAG_CONN;
 	c->fd = fd;
@@ -111,16 +115,24 @@ int conn_add(struct worker *w, int fd, const struct sockaddr *peer, socklen_t pe
 
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		int r = -errno;
+		*ret = -errno;
 		safe_close(fd);
 		free(c);
-		return r;
+		return NULL;
 	}
 	c->events = EPOLLIN;
 	conn_list_append(&w->active, c);
 	stat_add(&w->stats.connections_total, 1);
 	stat_add(&w->stats.connections_active, 1);
-	return 0;
+	*ret = 0;
+	return c;
+}
+
+int conn_add(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+	int r;
+	(void) conn_new(w, fd, peer, peerlen, &r);
+	return r;
 }
 
 void conn_close(struct worker *w, struct conn *c)
@@ -311,12 +323,24 @@ static int begin_linger(struct worker *w, struct conn *c)
 	return KEEP;
 }
 
+/* Nothing is owed: out of epoll until the worker stores it (handover.c). */
+static int park(struct worker *w, struct conn *c)
+{
+	if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
+		return -errno;
+	c->events = 0;
+	conn_list_remove(&w->active, c);
+	c->state = CONN_PARKED;
+	conn_list_append(&w->parked, c);
+	return KEEP;
+}
+
 /* Decides what the connection waits for next, after any event. */
 static int advance(struct worker *w, struct conn *c)
 {
 	int r;
 
-	if (c->state == CONN_LINGERING)
+	if (c->state == CONN_LINGERING || c->state == CONN_PARKED)
 		return KEEP;
 	r = answer_held_input(w, c);
 	if (r < 0)
@@ -336,6 +360,8 @@ static int advance(struct worker *w, struct conn *c)
 		set_events(w, c, EPOLLIN);
 		return KEEP;
 	}
+	if (c->state == CONN_HANDOVER)
+		return park(w, c);
 	/* FLUSHING with nothing left to send. */
 	return c->peer_eof ? CLOSE : begin_linger(w, c);
 }
@@ -368,8 +394,51 @@ void conn_on_event(struct worker *w, struct conn *c, uint32_t events)
 void conn_begin_drain(struct worker *w, struct conn *c)
 {
 	if (c->state == CONN_OPEN)
-		c->state = CONN_FLUSHING;
+		c->state = w->handover ? CONN_HANDOVER : CONN_FLUSHING;
 	int r = advance(w, c);
 	if (r != KEEP)
+		conn_close(w, c);
+}
+
+int conn_adopt(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+	       const char *partial, size_t n)
+{
+	int r;
+	struct conn *c = conn_new(w, fd, peer, peerlen, &r);
+
+	if (!c)
+		return r;
+	stat_add(&w->stats.connections_adopted, 1);
+	/* The unfinished line goes back into the framer, as if just read. */
+	if (n > 0 && c->mode == MODE_LINE) {
+		size_t used;
+		r = answer_lines(w, c, partial, n, &used);
+		if (r >= 0 && used < n && buf_append(&c->in, partial + used, n - used) < 0)
+			r = -ENOMEM;
+	} else if (n > 0) {
+		r = send_or_queue(w, c, partial, n); /* mode changed to echo: echo them */
+	}
+	if (r >= 0)
+		r = advance(w, c);
+	if (r != KEEP)
+		conn_close(w, c); /* adopted, then gone: the client left meanwhile */
+	return 0;
+}
+
+void conn_unpark(struct worker *w, struct conn *c)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+
+	conn_list_remove(&w->parked, c);
+	c->state = CONN_FLUSHING;
+	conn_list_append(&w->active, c);
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+		log_warning("connection %llu: epoll_ctl: %s", (unsigned long long) c->id,
+			    strerror(errno));
+		conn_close(w, c);
+		return;
+	}
+	c->events = EPOLLIN;
+	if (advance(w, c) != KEEP)
 		conn_close(w, c);
 }

@@ -26,6 +26,8 @@ enum conn_state {
 	CONN_OPEN,	/* reading and answering */
 	CONN_FLUSHING,	/* peer finished or we gave up reading: send what is owed, then close */
 	CONN_LINGERING, /* we sent FIN; discard input until the client's FIN (avoids RST) */
+	CONN_HANDOVER,	/* stopping, fd store: read no more, send what is owed, then park */
+	CONN_PARKED,	/* nothing owed, out of epoll, in worker->parked: ready for the fd store */
 };
 
 struct conn {
@@ -54,8 +56,21 @@ struct conn {
 int conn_add(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
 void conn_on_event(struct worker *w, struct conn *c, uint32_t events);
 void conn_close(struct worker *w, struct conn *c);
-/* Stop reading; send what is owed, then half-close and linger. */
+/*
+ * Stop reading; send what is owed, then half-close and linger. While the
+ * worker hands over (w->handover), an open connection is parked instead.
+ */
 void conn_begin_drain(struct worker *w, struct conn *c);
+/*
+ * Takes over fd, a connection a previous echod left in the fd store, with the
+ * bytes of its unfinished line (line mode; n may be 0). Returns -errno only
+ * when no connection could be made of it (fd closed); 0 otherwise, also when
+ * the client turned out to be gone.
+ */
+int conn_adopt(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+	       const char *partial, size_t n);
+/* A parked connection the fd store did not take: back to the normal drain. */
+void conn_unpark(struct worker *w, struct conn *c);
 
 void conn_list_append(struct conn_list *l, struct conn *c);
 void conn_list_remove(struct conn_list *l, struct conn *c);

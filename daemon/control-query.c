@@ -78,6 +78,8 @@ static const char *state_name(const struct conn *c)
 	case CONN_OPEN:
 		return buf_empty(&c->out) ? "open" : "sending";
 	case CONN_FLUSHING:
+	case CONN_HANDOVER: /* stopping: the control socket is closed by then */
+	case CONN_PARKED:
 		return "flushing";
 	case CONN_LINGERING:
 		return "closing";

@@ -41,6 +41,7 @@ struct server {
 
 	uint64_t watchdog_usec;
 	uint64_t *last_heartbeat; /* per worker, at the last watchdog check */
+	int64_t next_watchdog_ms;
 
 	struct control *control;
 };

@@ -30,6 +30,7 @@
 
 #include "build-config.h"
 #include "daemon.h"
+#include "handover.h"
 #include "listener.h"
 #include "log.h"
 #include "server-internal.h"
@@ -218,12 +219,16 @@ static int setup_main_loop(struct server *s)
 	struct itimerspec tick = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
 	uint64_t wd = supervisor_watchdog_usec();
 
-	/* Ping at half the watchdog interval, and never less often than once a second. */
-	if (wd > 0 && wd / 2 < 1000000) {
-		tick.it_interval = (struct timespec){.tv_nsec = (long) (wd / 2 * 1000)};
+	/* Tick at least every quarter of the watchdog interval; watchdog_check() pings every half.
+	 */
+	if (wd > 0 && wd / 4 < 1000000) {
+		tick.it_interval = (struct timespec){.tv_nsec = (long) (MAX(wd / 4, 1000) * 1000)};
 		tick.it_value = tick.it_interval;
 	}
 	s->watchdog_usec = wd;
+	/* The first check waits a half interval, so every worker has had time to turn. */
+	s->next_watchdog_ms = monotonic_ms() + (int64_t) (wd / 2000);
+
 	s->ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	s->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	s->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -249,11 +254,19 @@ static void begin_shutdown(struct server *s, int signo)
 	}
 	s->stopping = true;
 	supervisor_stopping();
-	log_notice("%s: shutting down, draining %d connections for up to %d s", strsignal(signo),
-		   atomic_load(&s->active_connections), s->cfg.shutdown_timeout);
+	bool handover = handover_possible(s);
+	int active = atomic_load(&s->active_connections);
+	if (handover)
+		log_notice("%s: shutting down, handing %d connections to systemd's fd store once "
+			   "their replies are sent (up to %d s)",
+			   strsignal(signo), active, s->cfg.shutdown_timeout);
+	else
+		log_notice("%s: shutting down, draining %d connections for up to %d s",
+			   strsignal(signo), active, s->cfg.shutdown_timeout);
 	server_control_stop(s);
 	for (int i = 0; i < s->nworkers; i++)
-		if (worker_call(s->workers[i], worker_begin_drain, NULL) < 0)
+		if (worker_call(s->workers[i], handover ? handover_begin : worker_begin_drain,
+				NULL) < 0)
 			log_error("cannot tell worker %d to drain: out of memory", i);
 }
 
@@ -291,12 +304,20 @@ static void on_signal(struct server *s)
 }
 
 /* Pings only while every worker's loop has turned since the last ping. */
+/*
+ * Every half watchdog interval: ping only if every worker's loop has turned
+ * since the last check. Workers wait at most a quarter interval (or 1 s) in
+ * epoll, so a healthy idle worker turns at least twice between two checks.
+ */
 static void watchdog_check(struct server *s)
 {
 	bool alive = true;
+	int64_t now = monotonic_ms();
 
-	if (!s->watchdog_usec)
+	if (!s->watchdog_usec || now < s->next_watchdog_ms)
 		return;
+	s->next_watchdog_ms = now + (int64_t) (s->watchdog_usec / 2000);
+
 	for (int i = 0; i < s->nworkers; i++) {
 		uint64_t hb =
 		    atomic_load_explicit(&s->workers[i]->stats.heartbeat, memory_order_relaxed);
@@ -378,6 +399,7 @@ static int server_start(struct server *s)
 	r = start_workers(s);
 	if (r < 0)
 		return r;
+	handover_adopt(s);
 	return server_control_start(s);
 }
 

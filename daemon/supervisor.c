@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "listener.h"
 #include "log.h"
@@ -33,6 +35,21 @@ static bool is_tcp_listener(int fd)
 static bool is_unix_listener(int fd)
 {
 	return sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0;
+}
+
+bool supervisor_is_tcp_connection(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	return sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0 &&
+	       getpeername(fd, (struct sockaddr *) &ss, &len) == 0 &&
+	       (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+}
+
+static bool is_regular_file(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static void refuse(int fd, const char *name, const char *expected)
@@ -64,6 +81,36 @@ static int take_one(struct activation *a, int fd, const char *name)
 		}
 		a->control_fd = fd;
 		return 0;
+	}
+	/* Connections a previous echod handed to the fd store; see handover.c. */
+	if (strcmp(name, "conn") == 0) {
+		if (!supervisor_is_tcp_connection(fd)) {
+			log_warning("fd store: fd %d named \"conn\" is not a connected TCP socket; "
+				    "closing it",
+				    fd);
+			safe_close(fd);
+			return 0;
+		}
+		return push_fd(&a->conn_fds, &a->nconn, fd);
+	}
+	if (strcmp(name, "connq") == 0) {
+		if (sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 0) <= 0) {
+			log_warning("fd store: fd %d named \"connq\" is not a Unix stream socket; "
+				    "closing it",
+				    fd);
+			safe_close(fd);
+			return 0;
+		}
+		return push_fd(&a->queue_fds, &a->nqueue, fd);
+	}
+	if (strcmp(name, "connstate") == 0) {
+		if (!is_regular_file(fd)) {
+			log_warning("fd store: fd %d named \"connstate\" is not a file; closing it",
+				    fd);
+			safe_close(fd);
+			return 0;
+		}
+		return push_fd(&a->state_fds, &a->nstate, fd);
 	}
 	log_warning("socket activation: fd %d has unknown name \"%s\"; closing it", fd, name);
 	safe_close(fd);
@@ -100,7 +147,16 @@ void activation_done(struct activation *a)
 	for (size_t i = 0; i < a->necho; i++)
 		safe_close(a->echo_fds[i]);
 	safe_close(a->control_fd);
+	for (size_t i = 0; i < a->nconn; i++)
+		safe_close(a->conn_fds[i]);
+	for (size_t i = 0; i < a->nstate; i++)
+		safe_close(a->state_fds[i]);
+	for (size_t i = 0; i < a->nqueue; i++)
+		safe_close(a->queue_fds[i]);
+	free(a->queue_fds);
 	free(a->echo_fds);
+	free(a->conn_fds);
+	free(a->state_fds);
 	*a = (struct activation){.control_fd = -1};
 }
 
@@ -208,4 +264,68 @@ uint64_t supervisor_watchdog_usec(void)
 void supervisor_watchdog_ping(void)
 {
 	notify("WATCHDOG=1");
+}
+
+/*
+ * systemd (248+) sets SYSTEMD_EXEC_PID to the pid it started. A NOTIFY_SOCKET
+ * alone may be a test's or be inherited; handing connections to a socket that
+ * is not systemd's would lose them.
+ */
+static bool started_by_systemd(void)
+{
+	const char *v = getenv("SYSTEMD_EXEC_PID");
+	char *end;
+
+	if (!v)
+		return false;
+	errno = 0;
+	long pid = strtol(v, &end, 10);
+	return errno == 0 && end != v && *end == '\0' && pid == (long) getpid();
+}
+
+bool supervisor_fd_store(size_t *ret_max, const char **ret_why)
+{
+	const char *max = getenv("FDSTORE");
+
+	*ret_max = 0;
+	*ret_why = NULL;
+	if (!getenv("NOTIFY_SOCKET")) {
+		*ret_why = "not started by systemd (no NOTIFY_SOCKET)";
+		return false;
+	}
+	if (max) {
+		/* systemd 254+: the unit's FileDescriptorStoreMax=, set only when not 0. */
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(max, &end, 10);
+		if (errno || end == max || *end || v == 0) {
+			*ret_why = "the unit has no fd store (FDSTORE)";
+			return false;
+		}
+		*ret_max = v > SIZE_MAX ? SIZE_MAX : (size_t) v;
+		return true;
+	}
+	if (!started_by_systemd()) {
+		*ret_why = "not a systemd service's main process (SYSTEMD_EXEC_PID)";
+		return false;
+	}
+	*ret_max = SIZE_MAX; /* systemd 252 does not say: FileDescriptorStoreMax= must suffice */
+	return true;
+}
+
+int supervisor_store_fds(const char *name, const int *fds, size_t n)
+{
+	char msg[128];
+
+	/* FDPOLL=0: a connq's peer is closed, and systemd would drop it for that. */
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", name);
+	return sd_pid_notify_with_fds(0, 0, msg, fds, (unsigned) n);
+}
+
+void supervisor_forget_fds(const char *name)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	notify(msg);
 }

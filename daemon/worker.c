@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "handover.h"
 #include "log.h"
 #include "server-internal.h"
 #include "server.h"
@@ -276,12 +277,20 @@ static void expire(struct worker *w)
 		conn_close(w, w->lingering.head);
 }
 
-void worker_close_all(struct worker *w, void *unused)
+/* Closes what is still flushing or lingering; parked connections stay for the fd store. */
+static void close_unparked(struct worker *w)
 {
 	while (w->active.head)
 		conn_close(w, w->active.head);
 	while (w->lingering.head)
 		conn_close(w, w->lingering.head);
+}
+
+void worker_close_all(struct worker *w, void *unused)
+{
+	close_unparked(w);
+	while (w->parked.head)
+		conn_close(w, w->parked.head);
 }
 
 /*
@@ -323,7 +332,10 @@ static void tick(struct worker *w)
 	expire(w);
 	if (w->draining) {
 		if (w->now_ms >= w->drain_deadline_ms)
-			worker_close_all(w, NULL);
+			close_unparked(w);
+		/* Lingering ones need nothing from the parked: do not keep those waiting. */
+		if (!w->active.head && w->parked.head)
+			handover_store(w); /* what it cannot store goes back to active */
 		if (!w->active.head && !w->lingering.head)
 			w->exit = true;
 	}

@@ -84,6 +84,7 @@ struct worker {
 
 	struct conn_list active;    /* by last activity, for idle_timeout */
 	struct conn_list lingering; /* half-closed by us, waiting for the client's FIN */
+	struct conn_list parked;    /* flushed, waiting to go to the fd store (handover.c) */
 
 	char *rbuf; /* read scratch */
 	size_t rbuf_size;
@@ -91,6 +92,7 @@ struct worker {
 
 	int64_t now_ms; /* CLOCK_MONOTONIC, refreshed once per loop iteration */
 	bool draining;
+	bool handover; /* draining parks open connections for systemd's fd store */
 	int64_t drain_deadline_ms;
 	bool exit;
 };

@@ -6,13 +6,20 @@
 # container with `systemctl exit N`; N is this script's exit status.
 #
 # Usage: run-nspawn.sh BUILDDIR [OUTDIR]
+# SCENARIO=scenario-handover.sh runs that scenario instead (its own OUTDIR
+# default, BUILDDIR/meson-logs/systemd-nspawn-handover), SCENARIO_TIMEOUT
+# (seconds, default 120) bounds its unit; the container gets 30 s more.
 # Needs root and systemd-nspawn (package systemd-container); exits 77 (skip)
 # without them. Bounded: 120 s for the scenario unit, 150 s for the container. Logs and the container's journal go to OUTDIR (default
 # BUILDDIR/meson-logs/systemd-nspawn).
 set -euo pipefail
 
 builddir=$(realpath "${1:?usage: run-nspawn.sh BUILDDIR [OUTDIR]}")
-outdir=${2:-$builddir/meson-logs/systemd-nspawn}
+scenario=${SCENARIO:-scenario.sh}
+scenario_timeout=${SCENARIO_TIMEOUT:-120}
+suffix=${scenario#scenario}
+suffix=${suffix%.sh}
+outdir=${2:-$builddir/meson-logs/systemd-nspawn$suffix}
 here=$(dirname "$(realpath "$0")")
 
 if [[ $(id -u) != 0 ]]; then
@@ -53,16 +60,18 @@ done
 # The config directory must be writable inside (the scenario rewrites it), so
 # a copy is bound over the read-only /usr/local/etc/echod.
 cp -a "$dest/usr/local/etc/echod/." "$work/etc-echod/"
-cp "$here/scenario.sh" "$here/echo-client.py" "$work/in/"
-cat >"$work/in/echod-test.service" <<'UNIT'
+cp "$here/$scenario" "$here/echo-client.py" "$here/hold-clients.py" "$work/in/"
+cat >"$work/in/echod-test.service" <<UNIT
 [Unit]
 Description=echod systemd integration scenario
 After=basic.target
 
 [Service]
 Type=oneshot
-TimeoutStartSec=120s
-ExecStart=/bin/bash /echod-test/scenario.sh
+TimeoutStartSec=${scenario_timeout}s
+# Room for the clients of scenario-handover.sh (10,000 connections).
+LimitNOFILE=65536
+ExecStart=/bin/bash /echod-test/$scenario
 StandardOutput=journal+console
 StandardError=journal+console
 UNIT
@@ -71,7 +80,7 @@ start_ns=$(date +%s%N)
 rc=0
 # --private-network: a loopback of its own; basic.target: none of the
 # machine's services; the scenario ends the container with `systemctl exit`.
-timeout --kill-after=10 150 systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
+timeout --kill-after=10 $((scenario_timeout + 30)) systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
 	--private-network -M echod-test \
 	--bind="$outdir:/out" \
 	--bind-ro="$dest/usr/local:/usr/local" \
@@ -84,7 +93,7 @@ elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 
 grep -E '^(PASS|FAIL|SKIP|NOTE)' "$outdir/results.txt" 2>/dev/null || true
 if [[ $rc == 124 || $rc == 137 ]]; then
-	echo "FAIL: the container did not finish within 150 s (see $outdir/console.log)"
+	echo "FAIL: the container did not finish within $((scenario_timeout + 30)) s (see $outdir/console.log)"
 	rc=1
 elif [[ ! -s $outdir/results.txt ]]; then
 	echo "FAIL: the scenario did not run (exit $rc; see $outdir/console.log)"

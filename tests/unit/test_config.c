@@ -573,7 +573,7 @@ static void test_host(void **state)
 	expect_error(f, "host = \"local host\";",
 		     NAME ":1: host: \"local host\" is not a host name or address");
 	expect_error(f, "host = \"localhost\\n\";",
-		     NAME ":1: host: \"localhost\n\" is not a host name or address");
+		     NAME ":1: host: \"localhost\\n\" is not a host name or address");
 	expect_ok(f, "host = \"::\";");
 	assert_string_equal(f->c.host, "::");
 }
