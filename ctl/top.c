@@ -37,11 +37,13 @@ static int take_sample(struct ctl_client *c, struct sample *s)
 		s->out = json_u64(reply, "bytes_sent");
 		s->active = json_u64(reply, "connections_active");
 		s->nworkers = 0;
-		if (json_object_object_get_ex(reply, "workers", &workers))
+		if (json_object_object_get_ex(reply, "workers", &workers) &&
+		    json_object_is_type(workers, json_type_array))
 			s->nworkers =
 			    MIN(json_object_array_length(workers), ARRAY_SIZE(s->w_total));
 		for (size_t i = 0; i < s->nworkers; i++) {
 			json_object *w = json_object_array_get_idx(workers, i);
+
 			s->w_total[i] = json_u64(w, "connections_total");
 			s->w_in[i] = json_u64(w, "bytes_received");
 			s->w_out[i] = json_u64(w, "bytes_sent");
