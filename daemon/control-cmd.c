@@ -116,7 +116,8 @@ static void cmd_status(struct server *s, struct control_client *c)
 	control_reply(s, c, o);
 }
 
-static void cmd_stats(struct server *s, struct control_client *c)
+/* stats and threads: the per-worker rows, with the totals too when `full`. */
+static void reply_counters(struct server *s, struct control_client *c, bool full)
 {
 	struct stats_snapshot sum;
 	struct stats_snapshot *per = snapshot_all(s, &sum);
@@ -126,26 +127,14 @@ static void cmd_stats(struct server *s, struct control_client *c)
 		return;
 	}
 	json_object *o = control_ok();
-	add_summary(s, o, &sum);
-	add_u64(o, "control_requests", s->control->requests);
-	add_u64(o, "control_denied", s->control->denied);
-	add_u64(o, "control_errors", s->control->errors);
-	json_object_object_add(o, "workers", workers_array(s, per));
-	free(per);
-	control_reply(s, c, o);
-}
-
-static void cmd_threads(struct server *s, struct control_client *c)
-{
-	struct stats_snapshot sum;
-	struct stats_snapshot *per = snapshot_all(s, &sum);
-
-	if (!per) {
-		control_reply_error(s, c, PROTO_CODE_FAILED, "out of memory");
-		return;
+	if (full) {
+		add_summary(s, o, &sum);
+		add_u64(o, "control_requests", s->control->requests);
+		add_u64(o, "control_denied", s->control->denied);
+		add_u64(o, "control_errors", s->control->errors);
+	} else {
+		add_u64(o, "threads", (uint64_t) s->nworkers);
 	}
-	json_object *o = control_ok();
-	add_u64(o, "threads", (uint64_t) s->nworkers);
 	json_object_object_add(o, "workers", workers_array(s, per));
 	free(per);
 	control_reply(s, c, o);
@@ -231,9 +220,9 @@ void control_dispatch(struct server *s, struct control_client *c, const struct p
 	else if (strcmp(n, "status") == 0)
 		cmd_status(s, c);
 	else if (strcmp(n, "stats") == 0)
-		cmd_stats(s, c);
+		reply_counters(s, c, true);
 	else if (strcmp(n, "threads") == 0)
-		cmd_threads(s, c);
+		reply_counters(s, c, false);
 	else if (strcmp(n, "connections") == 0) {
 		if (control_query_connections(s, c) < 0)
 			control_reply_error(s, c, PROTO_CODE_FAILED, "out of memory");
