@@ -299,33 +299,6 @@ void handover_store(struct worker *w)
 
 /* ---- start: adoption ---- */
 
-struct adoptee {
-	int fd;
-	socklen_t len;
-	struct sockaddr_storage peer;
-	size_t n;
-	char partial[];
-};
-
-static void adopt_on_worker(struct worker *w, void *arg)
-{
-	struct adoptee *a = arg;
-	int r;
-
-	atomic_fetch_sub_explicit(&w->incoming, 1, memory_order_relaxed);
-	if (w->draining) {
-		safe_close(a->fd);
-		r = -ESHUTDOWN;
-	} else {
-		r = conn_adopt(w, a->fd, (struct sockaddr *) &a->peer, a->len, a->partial, a->n);
-	}
-	if (r < 0) {
-		log_warning("worker %d: cannot adopt a connection: %s", w->index, strerror(-r));
-		server_release_connection(w->srv);
-	}
-	free(a);
-}
-
 static int cmp_partial(const void *a, const void *b)
 {
 	const struct partial *x = a, *y = b;
@@ -385,35 +358,27 @@ static const struct partial *find_partial(const struct partial *p, size_t n, int
 /* Hands fd to worker w; takes fd in every case. */
 static int adopt_one(struct server *s, struct worker *w, int fd, const struct partial *p)
 {
-	size_t n = p ? p->len : 0;
-	struct adoptee *a = malloc(sizeof(*a) + n);
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
 	int flags = fcntl(fd, F_GETFL);
+	int r = 0;
 
-	if (!a || flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-		int r = a ? -errno : -ENOMEM;
-		free(a);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		r = -errno;
+	else if (!server_admit_connection(s))
+		r = -EMFILE;
+	if (r < 0) {
 		safe_close(fd);
 		return r;
 	}
-	*a = (struct adoptee){.fd = fd, .len = sizeof(a->peer), .n = n};
-	if (n)
-		memcpy(a->partial, p->bytes, n);
-	if (getpeername(fd, (struct sockaddr *) &a->peer, &a->len) < 0)
-		a->len = 0; /* reset meanwhile: the worker finds out */
-	if (!server_admit_connection(s)) {
-		free(a);
-		safe_close(fd);
-		return -EMFILE;
-	}
-	atomic_fetch_add_explicit(&w->incoming, 1, memory_order_relaxed);
-	if (worker_call(w, adopt_on_worker, a) < 0) {
-		atomic_fetch_sub_explicit(&w->incoming, 1, memory_order_relaxed);
+	if (getpeername(fd, (struct sockaddr *) &peer, &len) < 0)
+		len = 0; /* reset meanwhile: the worker finds out */
+	r = worker_give_connection(w, fd, &peer, len, true, p ? p->bytes : NULL, p ? p->len : 0);
+	if (r < 0) {
 		server_release_connection(s);
-		free(a);
 		safe_close(fd);
-		return -ENOMEM;
 	}
-	return 0;
+	return r;
 }
 
 static size_t load_states(const struct activation *act, char **data, struct partial **p)

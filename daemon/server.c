@@ -24,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,8 +220,7 @@ static int setup_main_loop(struct server *s)
 	struct itimerspec tick = {.it_interval = {.tv_sec = 1}, .it_value = {.tv_sec = 1}};
 	uint64_t wd = supervisor_watchdog_usec();
 
-	/* Tick at least every quarter of the watchdog interval; watchdog_check() pings every half.
-	 */
+	/* Tick every quarter watchdog interval at least; watchdog_check() pings every half. */
 	if (wd > 0 && wd / 4 < 1000000) {
 		tick.it_interval = (struct timespec){.tv_nsec = (long) (MAX(wd / 4, 1000) * 1000)};
 		tick.it_value = tick.it_interval;
@@ -244,6 +244,22 @@ static int setup_main_loop(struct server *s)
 	return r;
 }
 
+/*
+ * A stopping echod refuses new clients at once instead of leaving them in the
+ * backlog until it exits: shutting down a listening socket resets what is
+ * queued and makes the kernel refuse new connections (a worker accepting
+ * meanwhile gets EINVAL). Sockets systemd passed are left alone, so clients
+ * keep queueing for the next instance.
+ */
+static void stop_listening(struct server *s)
+{
+	if (s->activated)
+		return;
+	for (size_t i = 0; i < s->act.necho; i++)
+		if (shutdown(s->act.echo_fds[i], SHUT_RD) < 0 && errno != ENOTCONN)
+			log_warning("cannot stop listening: %s", strerror(errno));
+}
+
 static void begin_shutdown(struct server *s, int signo)
 {
 	if (s->stopping) {
@@ -254,6 +270,7 @@ static void begin_shutdown(struct server *s, int signo)
 	}
 	s->stopping = true;
 	supervisor_stopping();
+	stop_listening(s);
 	bool handover = handover_possible(s);
 	int active = atomic_load(&s->active_connections);
 	if (handover)

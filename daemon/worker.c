@@ -23,7 +23,6 @@
 #include "conn.h"
 #include "handover.h"
 #include "log.h"
-#include "server-internal.h"
 #include "server.h"
 
 #define READ_SIZE	(64 * 1024)
@@ -113,24 +112,59 @@ static void yield_listener(struct worker *w, struct listen_slot *l)
 		log_error("worker %d: cannot watch listener: %s", w->index, strerror(-r));
 }
 
-struct handover {
+struct given {
 	int fd;
 	socklen_t len;
 	struct sockaddr_storage peer;
+	bool adopted;
+	size_t n;
+	char partial[]; /* unfinished line from the previous echod */
 };
 
-static void adopt(struct worker *w, void *arg)
+static void take_connection(struct worker *w, void *arg)
 {
-	struct handover *h = arg;
-	atomic_fetch_sub_explicit(&w->incoming, 1, memory_order_relaxed);
-	int r = w->draining ? -ESHUTDOWN : conn_add(w, h->fd, (struct sockaddr *) &h->peer, h->len);
+	struct given *g = arg;
+	int r;
 
+	atomic_fetch_sub_explicit(&w->incoming, 1, memory_order_relaxed);
+	if (w->draining) {
+		safe_close(g->fd);
+		r = -ESHUTDOWN;
+	} else if (g->adopted) {
+		r = conn_adopt(w, g->fd, (struct sockaddr *) &g->peer, g->len, g->partial, g->n);
+	} else {
+		r = conn_add(w, g->fd, (struct sockaddr *) &g->peer,
+			     g->len); /* closes fd on failure */
+	}
 	if (r < 0) {
-		if (r == -ESHUTDOWN)
-			safe_close(h->fd); /* conn_add closes it on its own failures */
+		if (r != -ESHUTDOWN)
+			log_ratelimited(LOG_LEVEL_WARNING, 10,
+					"worker %d: cannot take a connection: %s", w->index,
+					strerror(-r));
 		server_release_connection(w->srv);
 	}
-	free(h);
+	free(g);
+}
+
+int worker_give_connection(struct worker *w, int fd, const struct sockaddr_storage *peer,
+			   socklen_t len, bool adopted, const char *partial, size_t n)
+{
+	struct given *g = malloc(sizeof(*g) + n);
+
+	if (!g)
+		return -ENOMEM;
+	*g = (struct given){.fd = fd, .len = len, .peer = *peer, .adopted = adopted, .n = n};
+	if (n)
+		memcpy(g->partial, partial, n);
+	/* The target's gauge moves only when it takes the socket: count it now so a burst spreads.
+	 */
+	atomic_fetch_add_explicit(&w->incoming, 1, memory_order_relaxed);
+	if (worker_call(w, take_connection, g) < 0) {
+		atomic_fetch_sub_explicit(&w->incoming, 1, memory_order_relaxed);
+		free(g);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static uint64_t load_of(struct worker *w)
@@ -159,18 +193,7 @@ static bool hand_over(struct worker *w, int fd, const struct sockaddr_storage *s
 	}
 	if (!target || mine <= least + 1)
 		return false;
-	struct handover *h = malloc(sizeof(*h));
-	if (!h)
-		return false;
-	*h = (struct handover){.fd = fd, .len = len, .peer = *ss};
-	/* The target's gauge moves only when it adopts: count the socket now so a burst spreads. */
-	atomic_fetch_add_explicit(&target->incoming, 1, memory_order_relaxed);
-	if (worker_call(target, adopt, h) < 0) {
-		atomic_fetch_sub_explicit(&target->incoming, 1, memory_order_relaxed);
-		free(h);
-		return false;
-	}
-	return true;
+	return worker_give_connection(target, fd, ss, len, false, NULL, 0) == 0;
 }
 
 static void accept_batch(struct worker *w, struct listen_slot *l)
@@ -186,7 +209,7 @@ static void accept_batch(struct worker *w, struct listen_slot *l)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
 			if (errno == EINVAL) {
-				/* Shut down by stop_listening(): we are draining. */
+				/* Shut down by begin_shutdown(): we are draining. */
 				disarm_listener(w, l);
 				return;
 			}
@@ -293,22 +316,6 @@ void worker_close_all(struct worker *w, void *unused)
 		conn_close(w, w->parked.head);
 }
 
-/*
- * Draining refuses new clients at once instead of leaving them in the backlog
- * until we exit: shutting down a listening socket resets what is queued and
- * makes the kernel refuse new connections. Worker 0 does it for all; a worker
- * that accepts meanwhile gets EINVAL. A socket systemd passed is left alone,
- * so clients keep queueing for the next instance.
- */
-static void stop_listening(struct worker *w)
-{
-	if (w->index != 0 || w->srv->activated)
-		return;
-	for (size_t i = 0; i < w->nlisteners; i++)
-		if (shutdown(w->listeners[i].fd, SHUT_RD) < 0 && errno != ENOTCONN)
-			log_warning("cannot stop listening: %s", strerror(errno));
-}
-
 void worker_begin_drain(struct worker *w, void *unused)
 {
 	if (w->draining)
@@ -318,7 +325,6 @@ void worker_begin_drain(struct worker *w, void *unused)
 	w->accept_paused_until = 0;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		disarm_listener(w, &w->listeners[i]);
-	stop_listening(w);
 	for (struct conn *c = w->active.head, *next; c; c = next) {
 		next = c->next;
 		conn_begin_drain(w, c);

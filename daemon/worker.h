@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "config.h"
@@ -102,6 +103,14 @@ int worker_create(struct server *srv, int index, int nworkers, const struct work
 int worker_start(struct worker *w);
 /* Joins (if started) and frees; NULL-safe. */
 void worker_free(struct worker *w);
+/*
+ * Gives worker w a connected, non-blocking client socket (any thread). The
+ * caller has admitted it (server_admit_connection). `adopted`: it comes from a
+ * previous echod, with n bytes of an unfinished line. Returns 0 with fd taken,
+ * or -ENOMEM with fd still the caller's.
+ */
+int worker_give_connection(struct worker *w, int fd, const struct sockaddr_storage *peer,
+			   socklen_t len, bool adopted, const char *partial, size_t n);
 /* Runs fn(w, arg) on the worker's thread. Returns -ENOMEM when the message cannot be queued. */
 int worker_call(struct worker *w, worker_fn fn, void *arg);
 
