@@ -204,6 +204,17 @@ class Echod:
                 raise
         return self.proc.returncode if self.proc else None
 
+    def restart(self, timeout=10.0):
+        """Starts echod again after stop(), on the same port: a server that
+        comes back must be where its clients (a load balancer) expect it.
+        The first run's log is checked for sanitizer reports here, as the
+        new run overwrites it."""
+        assert not self.running(), "restart() needs a stopped echod"
+        report = sanitizer_report(self.log())
+        assert not report, f"sanitizer report in echod's log before restart:\n{report}"
+        self.close_files()
+        return self._start_once(timeout)
+
     def log(self):
         try:
             with open(self.stderr_path, "rb") as f:
