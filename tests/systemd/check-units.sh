@@ -5,7 +5,8 @@
 #     installs BUILDDIR into a temporary root that also holds a copy of the
 #     machine's own units (verify needs sysinit.target & co.) and runs
 #     `systemd-analyze verify --root` on every unit, the templates through
-#     instance "b" (with the ListenStream= drop-in an admin would add).
+#     instance "b" (with the ListenStream= drop-in an admin would add), and
+#     echod-metrics.timer with its service.
 #   check-units.sh security UNITDIR
 #     `systemd-analyze security --offline=yes --threshold=10` (exposure 1.0)
 #     on each service; prints the exposure of each.
@@ -27,7 +28,8 @@ verify() {
 	cd "$unitdir"
 	out=$(systemd-analyze verify --man=no --root="$root" \
 		echod.service echod.socket echod-control.socket \
-		echod@b.service echod@b.socket echod-control@b.socket 2>&1) || rc=$?
+		echod@b.service echod@b.socket echod-control@b.socket \
+		echod-metrics.timer echod-metrics.service 2>&1) || rc=$?
 	if [[ ${ECHOCTL_BUILT:-true} != true ]]; then
 		# echoctl is not part of this build yet: ExecReload= names it anyway.
 		out=$(grep -v 'echoctl is not executable' <<<"$out" || true)
@@ -42,7 +44,7 @@ verify() {
 security() {
 	local unitdir=$1 unit out score fail=0
 	cd "$unitdir"
-	for unit in echod.service echod@.service; do
+	for unit in echod.service echod@.service echod-metrics.service; do
 		out=$(systemd-analyze security --offline=yes --threshold=10 --no-pager "$unit" 2>&1) || fail=1
 		score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$out")
 		echo "$unit: exposure ${score:-?}"

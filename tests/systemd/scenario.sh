@@ -90,6 +90,9 @@ setup() {
 		exit 1
 	fi
 	sc daemon-reload
+	# The preset enables echod-metrics.timer at boot; only t_metrics may ask
+	# the control sockets (asking starts a socket-activated echod).
+	sc stop echod-metrics.timer
 }
 
 # Units load and verify cleanly at their installed paths.
@@ -217,6 +220,51 @@ t_instance() {
 	wait_for 5 bash -c '[[ $(systemctl show -P StatusText echod@b.service) == *"127.0.0.1:'$PORT_B' with 1 thread" ]]'
 }
 
+# echod-metrics.service in its sandbox (root, no capabilities), started by
+# its timer: both running instances answer; an instance that crashes until
+# systemd gives up (which stops its sockets, so its control socket is gone)
+# and a stale socket show as down, the latter with a warning in the journal.
+t_metrics() {
+	local dir=/var/lib/prometheus/node-exporter # /var is empty in the container
+	mkdir -p "$dir" /etc/systemd/system/echod@c.socket.d || return 1
+	# awk is /etc/alternatives/awk on Debian; this container's /etc is empty.
+	if ! command -v awk >/dev/null; then
+		mkdir -p /etc/alternatives && ln -s /usr/bin/mawk /etc/alternatives/awk || return 1
+	fi
+	# The timer runs the service as soon as it starts; stopped again at once,
+	# so that it does not start echod behind the later steps' backs.
+	sc start echod-metrics.timer || return 1
+	wait_for 10 test -s "$dir/echod.prom"
+	local rc=$?
+	sc stop echod-metrics.timer || return 1
+	((rc == 0)) || return 1
+	cat "$dir/echod.prom"
+	grep -qx 'echod_up{instance="default"} 1' "$dir/echod.prom" || return 1
+	grep -qx 'echod_up{instance="b"} 1' "$dir/echod.prom" || return 1
+	grep -q '^echod_threads{instance="b"} 1$' "$dir/echod.prom" || return 1
+	promtool check metrics <"$dir/echod.prom" || return 1
+	echo 'threads = "many";' >"$CONF_DIR/c.conf"
+	printf '[Socket]\nListenStream=127.0.0.1:7009\n' >/etc/systemd/system/echod@c.socket.d/listen.conf
+	sc daemon-reload || return 1
+	sc start echod@c.service && return 1
+	wait_for 20 bash -c '[[ $(systemctl show -P ActiveState echod@c.service) == failed ]]' || return 1
+	systemctl show -p ActiveState,Result echod@c.service echod-control@c.socket
+	wait_for 5 bash -c '! test -e /run/echod/c.sock' || return 1
+	# A socket nobody listens on: down, and a warning in the journal.
+	/usr/bin/python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("/run/echod/stale.sock")' || return 1
+	sc start echod-metrics.service
+	rc=$?
+	rm -f /run/echod/stale.sock
+	((rc == 0)) || return 1
+	grep '^echod_up{' "$dir/echod.prom"
+	grep -qx 'echod_up{instance="c"} 0' "$dir/echod.prom" || return 1
+	grep -qx 'echod_up{instance="stale"} 0' "$dir/echod.prom" || return 1
+	grep -qx 'echod_up{instance="b"} 1' "$dir/echod.prom" || return 1
+	journalctl -b -o cat -u echod-metrics.service
+	journalctl -b -o cat -p warning -u echod-metrics.service | grep -q 'instance stale .* did not answer' || return 1
+	sc reset-failed 'echod*'
+}
+
 t_journal_priorities() {
 	journalctl -b -o json -u echod.service --no-pager | /usr/bin/python3 -c '
 import json, sys
@@ -277,6 +325,7 @@ step "stalled worker: the watchdog restarts echod" t_watchdog
 step "SIGKILL under load: restarted, the listener never closes" t_sigkill_under_load
 step "control socket path survives restarts" t_control_socket_kept
 step "instance echod@b beside echod" t_instance
+step "echod-metrics.timer: instances up; a crashed one and a stale socket down" t_metrics
 step "journal priorities of echod's lines" t_journal_priorities
 step "security exposure of the running units <= 1.0" t_security
 step "systemctl stop is clean" t_stop
