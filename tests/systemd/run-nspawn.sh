@@ -21,15 +21,8 @@ suffix=${scenario#scenario}
 suffix=${suffix%.sh}
 outdir=${2:-$builddir/meson-logs/systemd-nspawn$suffix}
 here=$(dirname "$(realpath "$0")")
-
-if [[ $(id -u) != 0 ]]; then
-	echo "SKIP: needs root (systemd-nspawn)"
-	exit 77
-fi
-if ! command -v systemd-nspawn >/dev/null; then
-	echo "SKIP: systemd-nspawn not found (package systemd-container)"
-	exit 77
-fi
+source "$here/nspawn-lib.sh"
+nspawn_require
 
 prefix=$(meson introspect --buildoptions "$builddir" |
 	/usr/bin/python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"))')
@@ -60,44 +53,22 @@ done
 # The config directory must be writable inside (the scenario rewrites it), so
 # a copy is bound over the read-only /usr/local/etc/echod.
 cp -a "$dest/usr/local/etc/echod/." "$work/etc-echod/"
-cp "$here/$scenario" "$here/echo-client.py" "$here/hold-clients.py" "$work/in/"
-cat >"$work/in/echod-test.service" <<UNIT
-[Unit]
-Description=echod systemd integration scenario
-After=basic.target
+cp "$here/$scenario" "$here/scenario-lib.sh" "$here/echo-client.py" "$here/hold-clients.py" "$work/in/"
+# LimitNOFILE: room for the clients of scenario-handover.sh (10,000 connections).
+nspawn_scenario_unit "$work/in/echod-test.service" "echod systemd integration scenario" \
+	"$scenario" "$scenario_timeout" LimitNOFILE=65536
 
-[Service]
-Type=oneshot
-TimeoutStartSec=${scenario_timeout}s
-# Room for the clients of scenario-handover.sh (10,000 connections).
-LimitNOFILE=65536
-ExecStart=/bin/bash /echod-test/$scenario
-StandardOutput=journal+console
-StandardError=journal+console
-UNIT
-
-start_ns=$(date +%s%N)
 rc=0
 # --private-network: a loopback of its own; basic.target: none of the
 # machine's services; the scenario ends the container with `systemctl exit`.
-timeout --kill-after=10 $((scenario_timeout + 30)) systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
+nspawn_boot $((scenario_timeout + 30)) "$outdir" \
+	systemd-nspawn -q -D / --volatile=yes --register=no --keep-unit \
 	--private-network -M echod-test \
 	--bind="$outdir:/out" \
 	--bind-ro="$dest/usr/local:/usr/local" \
 	--bind="$work/etc-echod:/usr/local/etc/echod" \
 	--bind-ro="$work/in:/echod-test" \
 	--bind-ro="$work/in/echod-test.service:/etc/systemd/system/echod-test.service" \
-	-b systemd.firstboot=off systemd.unit=basic.target systemd.wants=echod-test.service \
-	>"$outdir/console.log" 2>&1 || rc=$?
-elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
-
-grep -E '^(PASS|FAIL|SKIP|NOTE)' "$outdir/results.txt" 2>/dev/null || true
-if [[ $rc == 124 || $rc == 137 ]]; then
-	echo "FAIL: the container did not finish within $((scenario_timeout + 30)) s (see $outdir/console.log)"
-	rc=1
-elif [[ ! -s $outdir/results.txt ]]; then
-	echo "FAIL: the scenario did not run (exit $rc; see $outdir/console.log)"
-	[[ $rc == 0 ]] && rc=1
-fi
-printf "container exit %d after %d.%03d s; logs in %s\n" "$rc" $((elapsed_ms / 1000)) $((elapsed_ms % 1000)) "$outdir"
+	-b systemd.firstboot=off systemd.unit=basic.target systemd.wants=echod-test.service ||
+	rc=$?
 exit "$rc"

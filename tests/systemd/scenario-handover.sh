@@ -2,67 +2,26 @@
 # SPDX-License-Identifier: MIT
 # Restart without dropping clients, under the real systemd: run by
 # run-nspawn.sh (SCENARIO=scenario-handover.sh) as echod-test.service, like
-# scenario.sh, whose conventions it follows (PASS/FAIL lines in
-# /out/results.txt, details in /out/steps.log, NOTE lines with timings).
+# scenario.sh, with the same conventions (scenario-lib.sh; NOTE lines with
+# timings).
 # Clients (hold-clients.py) stay connected and keep being echoed while
 # `systemctl restart echod` replaces the process; `systemctl stop` closes them.
 set -u
-OUT=/out
+source /echod-test/scenario-lib.sh
 CONF_DIR=/usr/local/etc/echod
 HOLD="/usr/bin/python3 /echod-test/hold-clients.py"
 ECHOCTL="/usr/local/bin/echoctl -s /run/echod/control.sock"
 PORT=7007
-failures=0
-T0=$(date +%s%N)
 hold_pid=
 
-log() { echo "[$(( ($(date +%s%N) - T0) / 1000000 )) ms] $*" >>"$OUT/steps.log"; }
-result() {
-	echo "$1: $2" | tee -a "$OUT/results.txt" >&2
-	log "$1: $2"
-	if [[ $1 == FAIL ]]; then failures=$((failures + 1)); fi
-}
-step() {
-	local name=$1 rc
-	shift
-	log "--- $name"
-	"$@" >>"$OUT/steps.log" 2>&1
-	rc=$?
-	case $rc in
-	0) result PASS "$name" ;;
-	77) result SKIP "$name: $(tail -n 1 "$OUT/steps.log")" ;;
-	*) result FAIL "$name (exit $rc; see steps.log)" ;;
-	esac
-}
-wait_for() {
-	local deadline=$(($(date +%s) + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		(($(date +%s) < deadline)) || return 1
-		sleep 0.1
-	done
-}
-prop() { systemctl show -P "$2" "$1"; }
 sc() { timeout 60 systemctl "$@"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # state KEY: a field of the clients' state file.
 state() { /usr/bin/python3 -c "import json; print(json.load(open('/tmp/hold.json'))['$1'])"; }
 stat_of() { $ECHOCTL --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-
-finishing=0
-finish() {
-	local rc=$failures
-	finishing=1
+on_finish() {
 	[[ -n $hold_pid ]] && kill "$hold_pid" 2>/dev/null
-	log "--- finishing"
-	journalctl -b --no-pager -o short-monotonic >"$OUT/journal.txt" 2>&1
-	systemctl --no-pager status 'echod*' >"$OUT/status.txt" 2>&1
-	((rc > 100)) && rc=100
-	result NOTE "scenario took $(( ($(date +%s%N) - T0) / 1000000 )) ms, $failures failed"
-	systemctl --no-block exit "$rc"
 }
-trap finish EXIT
-trap '((finishing)) || { result FAIL "scenario killed by SIGTERM (echod-test.service timed out?)"; exit 1; }' TERM
 
 config() {
 	cat >"$CONF_DIR/echod.conf" <<-EOF
@@ -165,8 +124,6 @@ t_restart_10000() {
 	hold_pid=
 }
 
-: >"$OUT/results.txt"
-: >"$OUT/steps.log"
 step "echod starts under its sockets" setup
 step "systemctl restart without clients" t_restart_empty
 step "1,000 clients stay connected and echoed across systemctl restart" t_restart_1000

@@ -2,69 +2,22 @@
 # SPDX-License-Identifier: MIT
 # The scenario run-nspawn.sh runs inside the container as echod-test.service:
 # echod installed at /usr/local, its units in /usr/local/lib/systemd/system,
-# /usr/local/etc/echod writable. Each step prints PASS/FAIL/SKIP to
-# /out/results.txt; details go to /out/steps.log, the journal to /out at the
-# end. The EXIT trap always ends the container with `systemctl exit N`
-# (N = number of failed steps, capped at 100).
+# /usr/local/etc/echod writable. Results, logs and the end of the container:
+# scenario-lib.sh.
 set -u
-OUT=/out
+source /echod-test/scenario-lib.sh
 CONF_DIR=/usr/local/etc/echod
 CLIENT="/usr/bin/python3 /echod-test/echo-client.py"
 PORT=7007
 PORT_B=7008
-failures=0
-T0=$(date +%s%N)
 
-log() { echo "[$(( ($(date +%s%N) - T0) / 1000000 )) ms] $*" >>"$OUT/steps.log"; }
-result() {
-	echo "$1: $2" | tee -a "$OUT/results.txt" >&2
-	log "$1: $2"
-	if [[ $1 == FAIL ]]; then failures=$((failures + 1)); fi
-}
-# step NAME FUNCTION: runs FUNCTION with its output in steps.log; a function
-# that returns 77 is a SKIP (it says why on its last line).
-step() {
-	local name=$1 rc
-	shift
-	log "--- $name"
-	"$@" >>"$OUT/steps.log" 2>&1
-	rc=$?
-	case $rc in
-	0) result PASS "$name" ;;
-	77) result SKIP "$name: $(tail -n 1 "$OUT/steps.log")" ;;
-	*) result FAIL "$name (exit $rc; see steps.log)" ;;
-	esac
-}
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
-wait_for() {
-	local deadline=$(($(date +%s) + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		(($(date +%s) < deadline)) || return 1
-		sleep 0.1
-	done
-}
-prop() { systemctl show -P "$2" "$1"; }
 is_active() { [[ $(systemctl show -P ActiveState "$1") == active ]]; }
 sc() { timeout 30 systemctl "$@"; }
 echo_ok() { timeout 30 $CLIENT echo "${1:-$PORT}"; }
 main_pid() { prop echod.service MainPID; }
-
-finishing=0
-finish() {
-	local rc=$failures
-	finishing=1
-	log "--- finishing"
-	journalctl -b --no-pager -o short-monotonic >"$OUT/journal.txt" 2>&1
+on_finish() {
 	journalctl -b --no-pager -o json -u echod.service -u 'echod@b.service' >"$OUT/echod-journal.json" 2>&1
-	systemctl --no-pager status 'echod*' >"$OUT/status.txt" 2>&1
-	((rc > 100)) && rc=100
-	result NOTE "scenario took $(( ($(date +%s%N) - T0) / 1000000 )) ms, $failures failed"
-	systemctl --no-block exit "$rc"
 }
-trap finish EXIT
-# `systemctl exit` stops this unit too; SIGTERM before that means it timed out.
-trap '((finishing)) || { result FAIL "scenario killed by SIGTERM (echod-test.service timed out?)"; exit 1; }' TERM
 
 good_config() {
 	cat >"$CONF_DIR/echod.conf" <<-EOF
@@ -312,8 +265,6 @@ t_security() {
 	[[ -n $score ]] && /usr/bin/python3 -c "import sys; sys.exit(not float('$score') <= 1.0)"
 }
 
-: >"$OUT/results.txt"
-: >"$OUT/steps.log"
 setup
 step "units verify at their installed paths" t_verify
 step "echod.socket and echod-control.socket listen (control 0660 root:root)" t_sockets
