@@ -16,7 +16,7 @@ CLIENT="/usr/bin/python3 /echod-test/echo-client.py"
 PORT=7007
 PORT_B=7008 # instance b
 TEXTFILE_DIR=/var/lib/prometheus/node-exporter
-b_pid= timer_since= # t_upgrade notes them for t_upgrade_admin_units
+b_pid='' timer_since='' # t_upgrade notes them for t_upgrade_admin_units
 deb=$(cd /deb && echo ./echod_*.deb)
 
 sc() { timeout 30 systemctl "$@"; }
@@ -184,8 +184,8 @@ t_instance() {
 	timeout 30 $CLIENT expect $PORT_B $'hi\n' $'Received: hi\n' || return 1
 	wait_for 10 is_active echod@b.service || return 1
 	test -S /run/echod/b.sock || return 1
-	echod_links | grep -x -e 'sockets.target.wants/echod@b.socket' -e 'sockets.target.wants/echod-control@b.socket' |
-		wc -l | grep -qx 2
+	[[ $(echod_links | grep -cx -e 'sockets.target.wants/echod@b.socket' \
+		-e 'sockets.target.wants/echod-control@b.socket') == 2 ]]
 }
 
 # The timer runs its service at once (OnActiveSec=0): both instances answer.
@@ -275,8 +275,8 @@ t_purged_units() {
 	loaded_units | diff /tmp/loaded-before.txt - || return 1
 	! pgrep -x echod || return 1
 	for u in $PORT $PORT_B; do
-		! listening $u || return 1
-		! (exec 8<>/dev/tcp/127.0.0.1/$u) 2>/dev/null || return 1
+		! listening "$u" || return 1
+		! (exec 8<>"/dev/tcp/127.0.0.1/$u") 2>/dev/null || return 1
 	done
 	failed_units | diff /tmp/failed-before.txt -
 }
