@@ -119,10 +119,25 @@ for f in usr/sbin/echod usr/bin/echoctl etc/echod/echod.conf usr/share/doc/echod
 	check "contains /$f" has_file "$f"
 done
 check "/etc/echod/echod.conf is a conffile" grep -qx /etc/echod/echod.conf "$work/control/conffiles"
-enabled=$(sed -n "s/^.*deb-systemd-helper enable '\([^']*\)'.*\$/\1/p" "$work/control/postinst" | sort | xargs)
+# dh_installsystemd --no-enable still has an enable line, run only for a
+# unit that was enabled before (the admin's, on upgrade): guarded by
+# `deb-systemd-helper debian-installed`. The rest are enabled at install.
+units_in() { sed -n "s/^.*deb-systemd-helper $1 '\([^']*\)'.*\$/\1/p" "$work/control/postinst" | sort -u; }
+guarded=$(units_in debian-installed | xargs)
+enabled=$(comm -23 <(units_in enable) <(units_in debian-installed) | xargs)
 check "postinst enables exactly echod-control.socket echod.socket (got: $enabled)" \
 	test "$enabled" = "echod-control.socket echod.socket"
+check "postinst enables echod-metrics.timer only if it was enabled (got: $guarded)" \
+	test "$guarded" = echod-metrics.timer
+# echod.postrm removes echod.prom from the directory the build wrote into
+# echod-metrics.service (meson option node_exporter_textfile_dir).
+textfile_dir=$(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./$unitdir/echod-metrics.service" |
+	sed -n 's/^ConditionPathIsDirectory=//p')
+check "postrm removes echod.prom from the unit's textfile directory ($textfile_dir)" \
+	grep -q "^textfile_dir=\${DPKG_ROOT:-}$textfile_dir\$" "$work/control/postrm"
 check "postinst starts the sockets" grep -q "deb-systemd-invoke .* 'echod-control.socket' 'echod.socket'" "$work/control/postinst"
+check "postinst does not start echod-metrics.timer" \
+	bash -c '! grep -q "deb-systemd-invoke .*echod-metrics" "$1"' _ "$work/control/postinst"
 check "no maintainer script creates a user (DynamicUser=yes)" \
 	bash -c '! grep -Eq "adduser|useradd|addgroup|groupadd" "$1"/*inst "$1"/*rm' _ "$work/control"
 check "a release build (meson summary: test hooks False)" \

@@ -5,13 +5,18 @@
 # a tmpfs overlay: dpkg's database and apt are the machine's, every write
 # vanishes), with the package in /deb. It installs the package with apt-get,
 # checks what the package enabled and started, echoes through the activated
-# echod, asks echoctl, upgrades the package under a connected client, then
-# purges it and checks that nothing is left. Conventions (results.txt,
-# steps.log, `systemctl exit N`): scenario-lib.sh.
+# echod, asks echoctl, then does what an admin may: enables an instance
+# (echod@b) and echod-metrics.timer. It upgrades the package under a
+# connected client, removes it and checks that everything stopped, then
+# purges it and checks that nothing is left but the admin's own files.
+# Conventions (results.txt, steps.log, `systemctl exit N`): scenario-lib.sh.
 set -u
 source /echod-test/scenario-lib.sh
 CLIENT="/usr/bin/python3 /echod-test/echo-client.py"
 PORT=7007
+PORT_B=7008 # instance b
+TEXTFILE_DIR=/var/lib/prometheus/node-exporter
+b_pid='' timer_since='' # t_upgrade notes them for t_upgrade_admin_units
 deb=$(cd /deb && echo ./echod_*.deb)
 
 sc() { timeout 30 systemctl "$@"; }
@@ -24,13 +29,20 @@ apt_get() {
 }
 main_pid() { prop echod.service MainPID; }
 is_active() { [[ $(prop "$1" ActiveState) == active ]]; }
-listening() { ss -Hltn "sport = :$PORT" | grep -q .; }
+listening() { ss -Hltn "sport = :${1:-$PORT}" | grep -q .; }
 # Files with "echod" in their name where the maintainer scripts and systemd
 # make them (enabling symlinks, deb-systemd-helper's state, sockets);
 # what the package itself holds is checked against `dpkg -L`.
 echod_files() {
 	find /etc /var/lib /run -name '*echod*' | sort
 }
+# Links in /etc/systemd/system to or named after an echod unit.
+echod_links() {
+	find /etc/systemd/system \( -lname '*echod*' -o -name '*echod*' \) -type l -printf '%P\n' | sort
+}
+# Units in memory named echod*, this test's own included (its service, the
+# mount of /echod-test).
+loaded_units() { systemctl list-units --all --plain --no-legend 'echod*' | awk '{print $1}' | sort; }
 failed_units() { systemctl list-units --failed --plain --no-legend | awk '{print $1}' | sort; }
 
 on_finish() {
@@ -54,6 +66,7 @@ t_preconditions() {
 	fi
 	echod_files >/tmp/files-before.txt
 	failed_units >/tmp/failed-before.txt
+	loaded_units >/tmp/loaded-before.txt
 	cksum /etc/passwd /etc/group >/tmp/users-before.txt
 	cat /tmp/files-before.txt
 }
@@ -86,7 +99,9 @@ t_files() {
 t_enabled() {
 	systemctl is-enabled echod.socket echod-control.socket || return 1
 	[[ $(systemctl is-enabled echod.service) == disabled ]] || return 1
-	find /etc/systemd/system -lname '*echod*' -printf '%P\n' | sort | tee /tmp/links.txt
+	# echod-metrics.timer is the admin's to enable.
+	[[ $(systemctl is-enabled echod-metrics.timer) == disabled ]] || return 1
+	echod_links | tee /tmp/links.txt
 	printf '%s\n' sockets.target.wants/echod-control.socket sockets.target.wants/echod.socket |
 		diff - /tmp/links.txt
 }
@@ -97,7 +112,8 @@ t_started() {
 	sc start echod.socket || return 1
 	systemctl is-active echod.socket echod-control.socket || return 1
 	listening || return 1
-	[[ $(prop echod.service ActiveState) == inactive ]]
+	[[ $(prop echod.service ActiveState) == inactive ]] || return 1
+	! is_active echod-metrics.timer
 }
 
 t_no_user() {
@@ -132,6 +148,8 @@ t_upgrade() {
 	local pid socket_since reply
 	pid=$(main_pid)
 	socket_since=$(prop echod.socket ActiveEnterTimestampMonotonic)
+	b_pid=$(prop echod@b.service MainPID)
+	timer_since=$(prop echod-metrics.timer ActiveEnterTimestampMonotonic)
 	exec 7<>/dev/tcp/127.0.0.1/$PORT || return 1
 	printf 'before\n' >&7 && read -r -t 10 reply <&7 && [[ $reply == before ]] || return 1
 	(cd /deb && apt_get install --reinstall "$deb") || return 1
@@ -154,6 +172,68 @@ t_echoctl_activates() {
 	is_active echod.service
 }
 
+# What echod(8) tells an admin to do for an instance: a config, a
+# ListenStream= drop-in, `systemctl enable --now` of its sockets.
+t_instance() {
+	printf 'threads = 1;\nmode = "line";\n' >/etc/echod/b.conf || return 1
+	mkdir -p /etc/systemd/system/echod@b.socket.d || return 1
+	printf '[Socket]\nListenStream=127.0.0.1:%d\n' $PORT_B \
+		>/etc/systemd/system/echod@b.socket.d/listen.conf || return 1
+	sc daemon-reload || return 1
+	sc enable --now echod@b.socket echod-control@b.socket || return 1
+	timeout 30 $CLIENT expect $PORT_B $'hi\n' $'Received: hi\n' || return 1
+	wait_for 10 is_active echod@b.service || return 1
+	test -S /run/echod/b.sock || return 1
+	[[ $(echod_links | grep -cx -e 'sockets.target.wants/echod@b.socket' \
+		-e 'sockets.target.wants/echod-control@b.socket') == 2 ]]
+}
+
+# The timer runs its service at once (OnActiveSec=0): both instances answer.
+t_metrics() {
+	mkdir -p "$TEXTFILE_DIR" || return 1
+	[[ ! -e $TEXTFILE_DIR/echod.prom ]] || { echo "$TEXTFILE_DIR/echod.prom exists already"; return 1; }
+	sc enable --now echod-metrics.timer || return 1
+	echod_links | grep -x 'timers.target.wants/echod-metrics.timer' || return 1
+	wait_for 20 grep -qx 'echod_up{instance="b"} 1' "$TEXTFILE_DIR/echod.prom" || return 1
+	grep '^echod_up' "$TEXTFILE_DIR/echod.prom"
+	grep -qx 'echod_up{instance="default"} 1' "$TEXTFILE_DIR/echod.prom"
+}
+
+# The instance's echod is restarted onto the new binary (echod.postinst); the
+# timer keeps running, still enabled.
+t_upgrade_admin_units() {
+	echo "echod@b MainPID $b_pid -> $(prop echod@b.service MainPID)"
+	wait_for 10 is_active echod@b.service || return 1
+	[[ $(prop echod@b.service MainPID) != "$b_pid" ]] || return 1
+	timeout 30 $CLIENT expect $PORT_B $'hi\n' $'Received: hi\n' || return 1
+	[[ $(prop echod-metrics.timer ActiveEnterTimestampMonotonic) == "$timer_since" ]] || return 1
+	[[ $(systemctl is-enabled echod-metrics.timer) == enabled ]]
+}
+
+t_remove() {
+	apt_get remove echod || return 1
+	dpkg-query -W -f '${db:Status-Abbrev}\n' echod | tee /tmp/status.txt
+	grep -qx 'rc ' /tmp/status.txt
+}
+
+# Whatever ran is stopped: the binaries are gone. The admin's enabling links
+# stay until the purge, as Debian keeps any removed unit's (a reinstall finds
+# the units enabled); echod.prom goes, or node_exporter would serve it for ever.
+t_removed() {
+	local u
+	for u in echod.service echod.socket echod-control.socket echod@b.service echod@b.socket \
+		echod-control@b.socket echod-metrics.timer echod-metrics.service; do
+		echo "$u: $(prop $u ActiveState)"
+		[[ $(prop $u ActiveState) == inactive ]] || return 1
+	done
+	! pgrep -x echod || return 1
+	! listening $PORT && ! listening $PORT_B || return 1
+	[[ ! -e $TEXTFILE_DIR/echod.prom && ! -e /run/echod ]] || return 1
+	echod_links | tee /tmp/links.txt
+	grep -qx 'timers.target.wants/echod-metrics.timer' /tmp/links.txt &&
+		grep -qx 'sockets.target.wants/echod@b.socket' /tmp/links.txt
+}
+
 t_purge() {
 	apt_get purge echod || return 1
 	dpkg-query -W -f '${db:Status-Abbrev}\n' echod 2>&1 | tee /tmp/status.txt
@@ -163,27 +243,41 @@ t_purge() {
 
 t_purged_files() {
 	local f left=0
-	for f in /etc/echod /run/echod/control.sock $(cat /tmp/package-files.txt); do
+	for f in /etc/echod/echod.conf /run/echod $TEXTFILE_DIR/echod.prom $(cat /tmp/package-files.txt); do
 		if [[ -e $f || -L $f ]]; then
 			echo "left behind: $f"
 			left=1
 		fi
 	done
 	((left == 0)) || return 1
+	echo "links: $(echod_links)"
+	[[ -z $(echod_links) ]] || return 1
+	! grep -rl echod /var/lib/systemd/deb-systemd-helper-* || return 1
+	# The admin's files stay, and only they: instance b's config (so
+	# /etc/echod) and its drop-in.
 	echod_files >/tmp/files-after.txt
-	diff /tmp/files-before.txt /tmp/files-after.txt
+	printf '%s\n' /etc/echod /etc/systemd/system/echod@b.socket.d | sort |
+		diff - <(comm -13 /tmp/files-before.txt /tmp/files-after.txt) || return 1
+	find /etc/echod /etc/systemd/system/echod@b.socket.d -mindepth 1 | tee /tmp/admin-files.txt
+	printf '%s\n' /etc/echod/b.conf /etc/systemd/system/echod@b.socket.d/listen.conf |
+		diff - /tmp/admin-files.txt || return 1
+	comm -23 /tmp/files-before.txt /tmp/files-after.txt | diff /dev/null -
 }
 
 t_purged_units() {
 	sc daemon-reload || return 1
 	local u
-	for u in echod.service echod.socket echod-control.socket; do
+	for u in echod.service echod.socket echod-control.socket echod@b.socket echod-metrics.timer; do
 		echo "$u: $(prop $u LoadState) $(prop $u ActiveState)"
 		[[ $(prop $u LoadState) == not-found && $(prop $u ActiveState) == inactive ]] || return 1
 	done
+	# No unit left in memory (the dangling links loaded them until the purge).
+	loaded_units | diff /tmp/loaded-before.txt - || return 1
 	! pgrep -x echod || return 1
-	! listening || return 1
-	! (exec 8<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null || return 1
+	for u in $PORT $PORT_B; do
+		! listening "$u" || return 1
+		! (exec 8<>"/dev/tcp/127.0.0.1/$u") 2>/dev/null || return 1
+	done
 	failed_units | diff /tmp/failed-before.txt -
 }
 
@@ -192,12 +286,17 @@ step "preconditions: the package is there, echod is not installed" t_preconditio
 step "apt-get install $deb (offline)" t_install
 step "binaries, man pages, /etc/echod/echod.conf as a conffile; echod -t accepts it" t_files
 step "enabled: echod.socket and echod-control.socket only" t_enabled
-step "echod.socket and echod-control.socket listen; echod.service waits for a client" t_started
+step "echod.socket and echod-control.socket listen; echod.service and the timer wait" t_started
 step "no user or group created (DynamicUser=yes)" t_no_user
 step "the first connection activates echod and is echoed" t_activation
 step "echoctl status answers (socket-activated, /etc/echod/echod.conf)" t_echoctl
-step "upgrade: echod restarted, the socket kept, a connected client kept" t_upgrade
 step "echoctl status starts a stopped echod (echod-control.socket)" t_echoctl_activates
+step "the admin enables instance echod@b; it echoes on its port" t_instance
+step "the admin enables echod-metrics.timer; echod.prom has both instances" t_metrics
+step "upgrade: echod restarted, the socket kept, a connected client kept" t_upgrade
+step "upgrade: echod@b restarted, echod-metrics.timer kept running and enabled" t_upgrade_admin_units
+step "apt-get remove echod" t_remove
+step "remove: echod, echod@b and the timer stopped, ports closed, echod.prom gone" t_removed
 step "apt-get purge echod" t_purge
-step "purge: binaries, /etc/echod, units and every echod file gone" t_purged_files
-step "purge: units unloaded, nothing listening, no new failed unit" t_purged_units
+step "purge: package files, links and helper state gone; the admin's files kept" t_purged_files
+step "purge: no echod unit loaded, nothing listening, no new failed unit" t_purged_units
