@@ -253,3 +253,38 @@ def test_no_instances_writes_an_empty_family(tmp):
         text = f.read()
     promtool_check(text)
     assert parse(text) == []
+
+
+def test_sigterm_mid_run_is_a_clean_stop(tmp):
+    """systemd stopping a run (package removal, shutdown) sends SIGTERM: the
+    script must die of that signal (a clean stop, not a failed unit), take
+    its scrape jobs with it and leave no temporary file behind."""
+    textdir, sockdir = os.path.join(tmp, "text"), os.path.join(tmp, "sock")
+    hung = socket.socket(socket.AF_UNIX)
+    hung.bind(os.path.join(sockdir, "hung.sock"))
+    hung.listen(8)
+    hung.setblocking(False)
+    held = []  # the script's connection, accepted and never answered
+
+    def connected():
+        try:
+            held.append(hung.accept()[0])
+        except BlockingIOError:
+            pass
+        return held
+
+    env = dict(os.environ, ECHOCTL=ECHOCTL, SYSTEMCTL="", TMPDIR=tmp)
+    env.pop("JOURNAL_STREAM", None)
+    try:
+        p = subprocess.Popen(["sh", ECHOD_METRICS, "-d", textdir, "-s", sockdir, "-t", "30"],
+                             env=env, stderr=subprocess.DEVNULL)
+        # Stopped while echoctl waits for the hung instance's answer.
+        wait_until(connected, timeout=10, what="echoctl connected")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        for c in held:
+            c.close()
+        hung.close()
+    assert os.listdir(textdir) == []
+    assert sorted(os.listdir(tmp)) == ["sock", "text"]  # its work directory is gone
