@@ -55,6 +55,14 @@ def probe_line():
     return m.group(1).replace("\\n", "\n").encode()
 
 
+def shipped_maxconn():
+    """The `maxconn` of the shipped file's default-server line."""
+    with open(SHIPPED_CFG) as f:
+        m = re.search(r"^\tdefault-server .* maxconn (\d+)", f.read(), flags=re.M)
+    assert m, f"{SHIPPED_CFG}: no maxconn on the default-server line; update haproxy_util.py"
+    return int(m.group(1))
+
+
 def seconds(text):
     """An HAProxy time ("200ms", "2s", "5m", "300") in seconds."""
     m = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", text)
@@ -64,8 +72,9 @@ def seconds(text):
 
 
 def loopback_config(stats_socket, port, servers, inter="200ms", fall=2, rise=2,
-                timeout_check="500ms"):
-    """The shipped file adapted to loopback. servers: [(name, port)]."""
+                    timeout_check="500ms", maxconn=None):
+    """The shipped file adapted to loopback. servers: [(name, port)];
+    maxconn: the servers' (None: the shipped one)."""
     with open(SHIPPED_CFG) as f:
         text = f.read()
     text = sub_exactly(r"^\tbind :7007$", f"\tbind 127.0.0.1:{port}", text)
@@ -76,6 +85,8 @@ def loopback_config(stats_socket, port, servers, inter="200ms", fall=2, rise=2,
     text = sub_exactly(r"(default-server.*) fall \d+", rf"\1 fall {fall}", text)
     text = sub_exactly(r"(default-server.*) rise \d+", rf"\1 rise {rise}", text)
     text = sub_exactly(r"^\ttimeout check \S+$", f"\ttimeout check {timeout_check}", text)
+    if maxconn is not None:
+        text = sub_exactly(r"(default-server.*) maxconn \d+", rf"\1 maxconn {maxconn}", text)
     head = ("global\n"
             "\tlog stderr format raw local0 info\n"
             f"\tstats socket {stats_socket} mode 600 level admin\n\n")

@@ -19,8 +19,8 @@ import time
 import pytest
 
 from ctl_util import stats
-from harness import Echod, echo_roundtrip
-from haproxy_util import HAPROXY, SHIPPED_CFG, HAProxy, probe_line, seconds
+from harness import Echod, echo_roundtrip, recv_exactly, wait_until
+from haproxy_util import HAPROXY, SHIPPED_CFG, HAProxy, probe_line, seconds, shipped_maxconn
 
 pytestmark = pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed (Debian: haproxy)")
 
@@ -224,3 +224,37 @@ def test_failover_and_recovery(workdir):
             assert sum(sent.values()) == 10, sent
             assert_served(a, before[a], stats(a), sent["echod-a"])
             assert_served(b, before[b], stats(b), sent["echod-b"])
+
+
+def test_full_instance_stays_up(workdir):
+    """An instance that HAProxy has filled to its maxconn still passes its
+    health checks: the shipped maxconn leaves echod room for the check's own
+    connection (past max_connections echod accepts and closes a connection
+    at once, which fails the check, and a full instance would go down)."""
+    with Echod() as default:
+        headroom = stats(default)["max_connections"] - shipped_maxconn()
+    assert headroom >= 1, f"maxconn {shipped_maxconn()} leaves echod no room for the check"
+    held = 3
+    with Echod({"max_connections": held + headroom}) as d, \
+            HAProxy(workdir, [("echod-1", d.port)], maxconn=held) as hap:
+        t = hap.timing
+        hap.wait_status("echod-1", "UP", timeout=10, check_status="L7OK")
+        socks = []
+        try:
+            for _ in range(held):  # each one echoed: connected through to echod
+                s = socket.create_connection(("127.0.0.1", hap.port), timeout=10)
+                socks.append(s)
+                s.sendall(b"x")
+                assert recv_exactly(s, 1, timeout=10) == b"x"
+            # More checks than `fall` while HAProxy holds maxconn clients
+            # (each check is one connection to echod, accepted or rejected).
+            st = stats(d)
+            seen = st["connections_total"] + st["connections_rejected"]
+            wait_until(lambda: (lambda st: st["connections_total"] + st["connections_rejected"])(
+                stats(d)) >= seen + t["fall"] + 1, timeout=10, what="health checks")
+            row = hap.stat()["echod-1"]
+            assert row["status"] == "UP" and row["chkfail"] == "0", row
+            assert stats(d)["connections_rejected"] == 0, stats(d)
+        finally:
+            for s in socks:
+                s.close()
