@@ -128,13 +128,13 @@ def tmp():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def run_metrics(textfile_dir, socket_dir, systemctl=""):
+def run_metrics(textfile_dir, socket_dir, systemctl="", seconds="3"):
     """Runs echod-metrics as the service does, with -d and -s for the test's
     directories and -t 3: the hung instance costs 3 s, and a live one has
     time to answer on a busy machine; returns (rc, stderr)."""
     env = dict(os.environ, ECHOCTL=ECHOCTL, SYSTEMCTL=systemctl)
     env.pop("JOURNAL_STREAM", None)
-    p = subprocess.run(["sh", ECHOD_METRICS, "-d", textfile_dir, "-s", socket_dir, "-t", "3"],
+    p = subprocess.run(["sh", ECHOD_METRICS, "-d", textfile_dir, "-s", socket_dir, "-t", seconds],
                        capture_output=True, text=True, timeout=60, env=env)
     assert p.stdout == ""
     return p.returncode, p.stderr
@@ -243,6 +243,21 @@ def test_missing_textfile_directory_is_an_error(tmp):
     rc, err = run_metrics(missing, os.path.join(tmp, "sock"))
     assert rc == 1 and f"{missing}: no such directory" in err, err
     assert not os.path.exists(missing)
+
+
+def test_timeout_out_of_echoctls_range_is_a_usage_error(tmp):
+    """A -t that echoctl refuses would make every instance fail to answer:
+    a usage error instead, and the last file stays as it was."""
+    textdir = os.path.join(tmp, "text")
+    prom = os.path.join(textdir, "echod.prom")
+    with open(prom, "w") as f:
+        f.write("echod_up{instance=\"a\"} 1\n")
+    for bad in ("0", "3601", "007", "-1", "1.5", ""):
+        rc, err = run_metrics(textdir, os.path.join(tmp, "sock"), seconds=bad)
+        assert rc == 2 and "usage: echod-metrics" in err, (bad, rc, err)
+    with open(prom) as f:
+        assert f.read() == "echod_up{instance=\"a\"} 1\n"
+    assert os.listdir(textdir) == ["echod.prom"]
 
 
 def test_no_instances_writes_an_empty_family(tmp):
