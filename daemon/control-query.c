@@ -127,8 +127,12 @@ static void fill_row(const struct worker *w, const struct conn *c, struct conn_r
 static void finish(struct query *q)
 {
 	uint64_t one = 1;
+	/* Read before the decrement: once remaining reaches 0 the main loop may free q
+	 * (woken by another query's answer) before this write. */
+	int fd = q->query_fd;
+
 	if (atomic_fetch_sub(&q->remaining, 1) == 1)
-		(void) !write(q->query_fd, &one, sizeof(one));
+		(void) !write(fd, &one, sizeof(one));
 }
 
 static void list_connections(struct worker *w, void *arg)
