@@ -58,8 +58,8 @@ if ARGS:
     os.environ["ECHOCTL"] = os.path.abspath(ARGS.echoctl)
 
 sys.path.insert(0, HERE)
-from faultlib import (PREFIX, Echod, cpu_seconds, recv_exactly, recv_until_eof,  # noqa: E402
-                      set_linger_zero)
+from faultlib import (PREFIX, Echod, cpu_seconds, echo_roundtrip, recv_exactly,  # noqa: E402
+                      recv_until_eof, set_linger_zero)
 
 
 # ---------------------------------------------------------------- load processes
@@ -178,29 +178,10 @@ def big_transfers(port, mode, stop, c, errq):
                 data = line * 70
                 want = (PREFIX + line) * 70
             with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-                got = bytearray()
-                failure = []
-
-                def reader():
-                    try:
-                        while True:
-                            b = s.recv(1 << 16)
-                            if not b:
-                                return
-                            got.extend(b)
-                    except OSError as e:
-                        failure.append(e)
-
-                t = threading.Thread(target=reader, daemon=True)
-                t.start()
-                s.sendall(data)
-                s.shutdown(socket.SHUT_WR)
-                t.join(60)
-                if failure:
-                    raise failure[0]
-                if bytes(got) != want:
+                got = echo_roundtrip(s, data, timeout=60)
+                if got != want:
                     raise AssertionError(f"large transfer: {len(got)} of {len(want)} bytes, "
-                                         f"equal={bytes(got) == want}")
+                                         f"equal={got == want}")
             inc(c.big, 1)
             inc(c.bytes, len(want))
         except Exception as e:  # noqa: BLE001
