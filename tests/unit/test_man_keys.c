@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "man-page.h"
+
 #include "config.h"
 
 static const char *page_path;
@@ -20,28 +22,8 @@ static char *page;
 
 static int read_page(void **state)
 {
-	FILE *f = fopen(page_path, "re");
-	size_t len = 0, cap = 0;
-
-	if (!f)
-		return 0; /* reported by the test, which then fails with the reason */
-	for (;;) {
-		if (cap - len < 4096) {
-			char *p = realloc(page, cap + 65536);
-			if (!p)
-				break;
-			page = p;
-			cap += 65536;
-		}
-		size_t n = fread(page + len, 1, cap - len - 1, f);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	if (page)
-		page[len] = '\0';
-	fclose(f);
-	return 0;
+	page = man_page_read(page_path);
+	return 0; /* a missing page is reported by the tests, with the path */
 }
 
 static int free_page(void **state)
