@@ -116,6 +116,35 @@ static bool needs_admin(const char *name)
 	return (pc && pc->access == PROTO_ADMIN) || strcmp(name, "log-level") == 0;
 }
 
+/*
+ * Finds the entry "*name* args" in section s (named what) and checks that its
+ * line reads exactly that; each problem adds one to *missing. Returns the
+ * entry, or NULL when there is none.
+ */
+static const char *check_entry(struct section s, const char *what, const char *name,
+			       const char *args, bool quiet, size_t *missing)
+{
+	const char *p = entry(s, name);
+	char got[256], want[256];
+
+	if (!p) {
+		if (!quiet)
+			print_error("%s: %s has no line starting with \"*%s*\"\n", page_path, what,
+				    name);
+		(*missing)++;
+		return NULL;
+	}
+	plain_line(p, got, sizeof(got));
+	snprintf(want, sizeof(want), "%s%s%s", name, *args ? " " : "", args);
+	if (strcmp(got, want) != 0) {
+		if (!quiet)
+			print_error("%s: %s: \"%s\" is documented as \"%s\", not \"%s\"\n",
+				    page_path, what, name, got, want);
+		(*missing)++;
+	}
+	return p;
+}
+
 /* Counts the commands of ctl_commands[] that text does not document properly. */
 static size_t check_commands(const char *text, bool quiet)
 {
@@ -129,26 +158,9 @@ static size_t check_commands(const char *text, bool quiet)
 	}
 	for (unsigned i = 0; i < ctl_commands_count; i++) {
 		const struct ctl_command *c = &ctl_commands[i];
-		const char *p = entry(s, c->name);
-		char got[256], want[256];
+		const char *p = check_entry(s, "COMMANDS", c->name, c->args, quiet, &missing);
 
-		if (!p) {
-			if (!quiet)
-				print_error("%s: COMMANDS has no line starting with \"*%s*\"\n",
-					    page_path, c->name);
-			missing++;
-			continue;
-		}
-		plain_line(p, got, sizeof(got));
-		snprintf(want, sizeof(want), "%s%s%s", c->name, *c->args ? " " : "", c->args);
-		if (strcmp(got, want) != 0) {
-			if (!quiet)
-				print_error(
-				    "%s: \"%s\" is documented as \"%s\", --help says \"%s\"\n",
-				    page_path, c->name, got, want);
-			missing++;
-		}
-		if (entry_mentions(p, s.end, "(admin)") != needs_admin(c->name)) {
+		if (p && entry_mentions(p, s.end, "(admin)") != needs_admin(c->name)) {
 			if (!quiet)
 				print_error("%s: \"%s\" should %sbe marked _(admin)_\n", page_path,
 					    c->name, needs_admin(c->name) ? "" : "not ");
@@ -171,25 +183,7 @@ static size_t check_requests(const char *text, bool quiet)
 	}
 	for (size_t i = 0; i < proto_commands_count; i++) {
 		const struct proto_command *c = &proto_commands[i];
-		const char *p = entry(s, c->name);
-		char got[256], want[256];
-
-		if (!p) {
-			if (!quiet)
-				print_error("%s: PROTOCOL has no line starting with \"*%s*\"\n",
-					    page_path, c->name);
-			missing++;
-			continue;
-		}
-		plain_line(p, got, sizeof(got));
-		snprintf(want, sizeof(want), "%s%s%s", c->name, *c->args ? " " : "", c->args);
-		if (strcmp(got, want) != 0) {
-			if (!quiet)
-				print_error(
-				    "%s: request \"%s\" is documented as \"%s\", not \"%s\"\n",
-				    page_path, c->name, got, want);
-			missing++;
-		}
+		(void) check_entry(s, "PROTOCOL", c->name, c->args, quiet, &missing);
 	}
 	return missing;
 }
