@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 void ref_parse(int argc, char **argv, const char *name, struct ref_opts *o)
 {
@@ -51,6 +53,20 @@ void ref_parse(int argc, char **argv, const char *name, struct ref_opts *o)
 usage:
 	fprintf(stderr, "usage: %s --port PORT [--host ADDR] [--threads N] [--reuseport]\n", name);
 	exit(1);
+}
+
+int ref_thread_epoll(const struct ref_opts *o, int shared, int *listen_fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN | (o->reuseport ? 0u : EPOLLEXCLUSIVE),
+				 .data.ptr = NULL};
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	*listen_fd = o->reuseport ? ref_listen(o, true, true) : shared;
+	if (epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, *listen_fd, &ev) < 0) {
+		close(epfd);
+		return -1;
+	}
+	return epfd;
 }
 
 int ref_listen(const struct ref_opts *o, bool reuseport, bool nonblock)

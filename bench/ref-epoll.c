@@ -159,12 +159,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ref-epoll: out of memory\n");
 			return 1;
 		}
-		t->listen_fd = o.reuseport ? ref_listen(&o, true, true) : shared;
-		t->epfd = epoll_create1(EPOLL_CLOEXEC);
-		struct epoll_event ev = {.events = EPOLLIN | (o.reuseport ? 0u : EPOLLEXCLUSIVE),
-					 .data.ptr = NULL};
-		if (t->epfd < 0 || epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->listen_fd, &ev) < 0 ||
-		    pthread_create(&t->thread, NULL, thread_main, t) != 0) {
+		t->epfd = ref_thread_epoll(&o, shared, &t->listen_fd);
+		if (t->epfd < 0 || pthread_create(&t->thread, NULL, thread_main, t) != 0) {
 			fprintf(stderr, "ref-epoll: cannot start thread %d\n", i);
 			return 1;
 		}
